@@ -1,0 +1,1 @@
+"""Classical reconstruction baselines, with the same interface as the learned models."""

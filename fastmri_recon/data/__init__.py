@@ -1,0 +1,1 @@
+"""Data: the fastMRI HDF5 schema, undersampling masks, trajectories and tf.data pipelines."""

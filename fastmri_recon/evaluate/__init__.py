@@ -1,0 +1,1 @@
+"""Evaluation: the fastMRI metrics (PSNR, SSIM, NMSE), evaluation loops, tables and figures."""

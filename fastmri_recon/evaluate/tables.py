@@ -1,0 +1,66 @@
+"""Result tables: Markdown for people, JSON and CSV for machines."""
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+from fastmri_recon.data.h5 import atomic_path
+from fastmri_recon.evaluate.metrics import METRIC_NAMES
+
+_DIGITS = {"PSNR": 2, "SSIM": 4, "NMSE": 4}
+
+
+def _mean_std(mean, std, digits):
+    spread = "n/a" if math.isnan(std) else f"{std:.{digits}f}"
+    return f"{mean:.{digits}f} ({spread})"
+
+
+def table_rows(results):
+    """One row per `EvaluationResult`: dict column -> formatted cell, in display order."""
+    rows = []
+    for result in results:
+        means, stds = result.summary.means(), result.summary.stds()
+        row = {"model": result.model, "acquisition": result.acquisition, "volumes": str(len(result.summary))}
+        row.update({name: _mean_std(means[name], stds[name], _DIGITS[name]) for name in METRIC_NAMES})
+        row["s / slice"] = f"{result.seconds_per_slice:.4f}"
+        row["parameters"] = f"{result.num_params:,}"
+        rows.append(row)
+    return rows
+
+
+def markdown_table(results):
+    """A Markdown table of metrics, mean (std) over volumes, one row per result."""
+    rows = table_rows(results)
+    columns = list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(row[c] for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_results(out_dir, results):
+    """Write ``results.json`` (everything, per volume included), ``results.csv`` and ``results.md``.
+
+    Each file is written atomically.
+
+    Returns:
+        list of the written paths.
+    """
+    out_dir = Path(out_dir)
+    buffer = io.StringIO()
+    rows = table_rows(results)
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    contents = {
+        "results.json": json.dumps([r.to_json() for r in results], indent=2) + "\n",
+        "results.csv": buffer.getvalue(),
+        "results.md": markdown_table(results) + "\n",
+    }
+    written = []
+    for name, text in contents.items():
+        with atomic_path(out_dir / name) as tmp:
+            tmp.write_text(text)
+        written.append(out_dir / name)
+    return written

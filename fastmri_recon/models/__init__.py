@@ -1,0 +1,1 @@
+"""Reconstruction models (Keras model subclasses) and the registry that names them."""

@@ -1,0 +1,75 @@
+"""The registry: every reconstruction model and baseline the commands know, by name.
+
+Each entry maps a name (as typed on the command line) to the ``keras.Model`` subclass that
+implements it and its kind (``model``: learned, ``baseline``: classical). Every entry is built as
+``cls(crop_size=..., **config)`` and called as ``model((kspace, mask[, smaps]))``, so one
+evaluation loop serves models and baselines alike. Classes are imported on first use.
+"""
+
+import dataclasses
+import difflib
+import importlib
+
+from fastmri_recon.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One registered reconstruction method.
+
+    Attributes:
+        name: the name used on the command line.
+        kind: ``"model"`` or ``"baseline"``.
+        target: ``"module:Class"`` of the implementation.
+        summary: a one-line description.
+    """
+
+    name: str
+    kind: str
+    target: str
+    summary: str
+
+    def load_class(self):
+        """Import and return the implementing class."""
+        module, cls = self.target.split(":")
+        return getattr(importlib.import_module(module), cls)
+
+
+ENTRIES = {
+    entry.name: entry
+    for entry in (
+        Entry(
+            "zero-filled",
+            "baseline",
+            "fastmri_recon.baselines.zero_filled:ZeroFilled",
+            "inverse FFT of the undersampled k-space (root-sum-of-squares over coils)",
+        ),
+    )
+}
+
+
+def get_entry(name):
+    """The `Entry` registered under ``name``.
+
+    Raises:
+        ConfigError: for an unknown name, listing close matches or the known names.
+    """
+    if name in ENTRIES:
+        return ENTRIES[name]
+    close = difflib.get_close_matches(name, ENTRIES, n=3)
+    hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(sorted(ENTRIES))}"
+    raise ConfigError(f"unknown model '{name}' ({hint})")
+
+
+def build(name, crop_size=None, **config):
+    """Build the registered model or baseline ``name``.
+
+    Args:
+        name: a registered name.
+        crop_size: in-plane output size ``(h, w)`` or None.
+        **config: constructor arguments overriding the defaults.
+
+    Returns:
+        keras.Model.
+    """
+    return get_entry(name).load_class()(crop_size=crop_size, **config)

@@ -1,0 +1,1 @@
+"""Physics operators: centered orthonormal FFTs (and, later, NUFFT and the encoding operators)."""

@@ -1,0 +1,104 @@
+"""The command line: help, the demo-data / evaluate job, and one-line errors with status 2."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from data.test_h5 import corrupt  # noqa: F401  (shared bad-file factory)
+
+from fastmri_recon.cli import main
+
+
+def run_main(argv, capfd):
+    """Run the console entry point in-process; return (exit status, stdout, stderr lines)."""
+    try:
+        main(argv)
+        status = 0
+    except SystemExit as exit_:
+        status = exit_.code or 0
+    out, err = capfd.readouterr()
+    # progress bars redraw with carriage returns: keep what each line finally shows
+    lines = [line.rsplit("\r", 1)[-1] for line in err.split("\n")]
+    return status, out, [line for line in lines if line.strip()]
+
+
+def test_help_lists_commands(capfd):
+    status, out, _ = run_main(["--help"], capfd)
+    assert status == 0
+    for command in ("demo-data", "evaluate"):
+        assert command in out
+
+
+@pytest.mark.parametrize("command", ["demo-data", "evaluate"])
+def test_command_help(capfd, command):
+    status, out, _ = run_main([command, "--help"], capfd)
+    assert status == 0 and "Usage: fastmri-recon" in out
+
+
+def test_evaluate_prints_table_and_writes_results(demo_dir, tmp_path, capfd):
+    status, out, err = run_main(
+        ["evaluate", str(demo_dir / "multicoil_val"), "--acceleration", "4,8", "--output-dir", str(tmp_path), "--quiet"], capfd
+    )
+    assert status == 0, err
+    assert "| zero-filled | random x4 (cf 0.08), x8 (cf 0.04) | 2 |" in out
+    assert json.loads((tmp_path / "results.json").read_text())[0]["volumes"] == 2
+
+
+def bad_directory(kind, tmp_path, demo_dir):
+    """A directory to evaluate holding one bad file (or being bad itself)."""
+    if kind == "missing_path":
+        return tmp_path / "nowhere", "no such directory"
+    if kind == "no_h5":
+        (tmp_path / "readme.txt").write_text("nothing here")
+        return tmp_path, "no .h5 files"
+    if kind == "test_split":
+        return demo_dir / "singlecoil_test", "has no target"
+    message = corrupt(kind, tmp_path / "file1000001.h5")
+    return tmp_path, message
+
+
+BAD = ["missing_path", "no_h5", "text", "truncated", "no_kspace", "rank", "real", "nan", "target_size", "slices", "test_split"]
+
+
+@pytest.mark.parametrize("kind", BAD)
+def test_bad_input_one_line_status_2(kind, tmp_path, demo_dir, capfd):
+    directory, message = bad_directory(kind, tmp_path, demo_dir)
+    status, _, err = run_main(["evaluate", str(directory)], capfd)
+    assert status == 2
+    assert len(err) == 1, err
+    assert err[0].startswith("error: ") and message in err[0]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["evaluate"], "Missing argument"),
+        (["evaluate", ".", "--model", "unet-ish"], "unknown model"),
+        (["evaluate", ".", "--acceleration", "3"], "no default center fraction"),
+        (["evaluate", ".", "--acceleration", "4", "--center-fraction", "0.5"], "center"),
+        (["evaluate", ".", "--mask-type", "spiral"], "spiral"),
+        (["demo-data", "x", "--coils", "1"], "coils=1"),
+        (["no-such-command"], "No such command"),
+    ],
+)
+def test_bad_options_one_line_status_2(argv, message, capfd):
+    status, _, err = run_main(argv, capfd)
+    assert status == 2 and len(err) == 1 and message in err[0], err
+
+
+@pytest.mark.e2e
+def test_console_script_end_to_end(tmp_path):
+    """The README's job as a user types it: build demo data, evaluate the zero-filled baseline."""
+    exe = os.path.join(os.path.dirname(sys.executable), "fastmri-recon")
+    args = ["--train-subjects", "1", "--val-subjects", "1", "--test-subjects", "1", "--slices", "2", "--image-size", "32"]
+    build = subprocess.run([exe, "demo-data", str(tmp_path / "d"), *args], capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stderr
+    assert "demo data built: 6 files" in build.stdout
+    result = subprocess.run([exe, "evaluate", str(tmp_path / "d/singlecoil_val")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "| zero-filled | random x4 (cf 0.08) | 1 |" in result.stdout
+    assert "Traceback" not in result.stderr and "I0000" not in result.stderr
+    bad = subprocess.run([exe, "evaluate", str(tmp_path / "missing")], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "no such directory" in bad.stderr
