@@ -16,6 +16,7 @@ def apply_mask(kspace, mask):
     Returns:
         complex64 tensor of ``kspace``'s shape.
     """
+    kspace = tf.convert_to_tensor(kspace, tf.complex64)
     mask = tf.cast(mask, tf.float32)
     if mask.shape.rank == 2:
         extra_axes = kspace.shape.rank - 2  # (coils,) H between batch and W
