@@ -55,7 +55,7 @@ def cli():
 @click.option("--slices", default=8, show_default=True, help="Axial slices per volume.")
 @click.option("--image-size", default=128, show_default=True, help="Target size in pixels (k-space: 2N x N).")
 @click.option("--coils", default=8, show_default=True, help="Receive coils of the multi-coil data.")
-@click.option("--snr", default=25.0, show_default=True, help="Mean brain magnitude / noise std.")
+@click.option("--snr", default=40.0, show_default=True, help="Mean brain magnitude / noise std.")
 @click.option("--seed", default=0, show_default=True, help="Seed: same seed, same bytes.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def demo_data(out_dir, quiet, **options):

@@ -3,13 +3,13 @@
 import keras
 import tensorflow as tf
 
-from fastmri_recon.ops.crop import center_crop
+from fastmri_recon.baselines.base import Baseline
 from fastmri_recon.ops.fourier import ifft2c
 from fastmri_recon.ops.masking import apply_mask
 
 
 @keras.saving.register_keras_serializable(package="fastmri_recon")
-class ZeroFilled(keras.Model):
+class ZeroFilled(Baseline):
     """Zero-filled baseline with the models' interface.
 
     Masks the k-space, applies the centered orthonormal inverse FFT, takes the magnitude (the
@@ -27,23 +27,10 @@ class ZeroFilled(keras.Model):
         float32 ``(batch, h, w)`` magnitude images.
     """
 
-    def __init__(self, crop_size=None, **kwargs):
-        super().__init__(**kwargs)
-        self.crop_size = None if crop_size is None else tuple(int(s) for s in crop_size)
-
-    def build(self, input_shape):
-        """No weights to create; ``input_shape`` is ``(kspace_shape, mask_shape[, smaps_shape])``."""
-        self.built = True
-
     def call(self, inputs):
         kspace, mask = inputs[0], inputs[1]
         image = ifft2c(apply_mask(kspace, mask))
         magnitude = tf.abs(image)
         if kspace.shape.rank == 4:
             magnitude = tf.sqrt(tf.reduce_sum(tf.square(magnitude), axis=1))
-        if self.crop_size is not None:
-            magnitude = center_crop(magnitude, self.crop_size)
-        return magnitude
-
-    def get_config(self):
-        return {**super().get_config(), "crop_size": self.crop_size}
+        return self.crop(magnitude)

@@ -11,8 +11,9 @@ read-out axis (H) as fastMRI's raw data is, and turned into
 - single-coil k-space: ``F x + n``;
 - multi-coil k-space: ``F S_c x + n_c`` with birdcage-like coil sensitivities `birdcage_maps`;
 
-with complex Gaussian noise ``n`` of standard deviation ``mean(|x| in the brain) / snr`` per
-sample. Targets are computed from the noisy fully-sampled k-space as fastMRI's are: the magnitude
+with complex Gaussian noise ``n`` of standard deviation ``sigma = mean(|x| in the brain) / snr`` per
+sample for single-coil data and ``sigma / sqrt(coils)`` per coil for multi-coil data, so that both
+targets have about the same signal-to-noise ratio. Targets are computed from the noisy fully-sampled k-space as fastMRI's are: the magnitude
 (``reconstruction_esc``) or root-sum-of-squares (``reconstruction_rss``) image, center-cropped to
 ``image_size`` x ``image_size``. Subjects are split into train / val / test; test files carry
 their k-space already undersampled with the ``mask`` that produced it and no target.
@@ -54,7 +55,7 @@ class DemoConfig:
         slices: axial slices per volume.
         image_size: target size (pixels, square); k-space is ``(2 * image_size, image_size)``.
         coils: number of receive coils of the multi-coil data.
-        snr: mean brain magnitude over noise standard deviation.
+        snr: mean brain magnitude over the noise standard deviation (per coil: times sqrt(coils)).
         test_accelerations: accelerations of the test files' random masks, cycled over the subjects.
         seed: the seed of everything random.
     """
@@ -65,7 +66,7 @@ class DemoConfig:
     slices: int = 8
     image_size: int = 128
     coils: int = 8
-    snr: float = 25.0
+    snr: float = 40.0
     test_accelerations: tuple = (4, 8)
     seed: int = 0
 
@@ -208,7 +209,7 @@ def simulate_subject(template, config, subject):
     maps = birdcage_maps(config.coils, images.shape[-2:])
     singlecoil = np_fftc(images) + _complex_noise(rng, images.shape, sigma)
     coil_images = images[:, None] * maps[None]
-    multicoil = np_fftc(coil_images) + _complex_noise(rng, coil_images.shape, sigma)
+    multicoil = np_fftc(coil_images) + _complex_noise(rng, coil_images.shape, sigma / np.sqrt(config.coils))
     crop = (config.image_size, config.image_size)
     esc = center_crop(np.abs(np_ifftc(singlecoil)), crop)
     rss = center_crop(np.sqrt(np.sum(np.abs(np_ifftc(multicoil)) ** 2, axis=1)), crop)
