@@ -17,6 +17,7 @@ from fastmri_recon.data.h5 import FastMRIFile, list_volumes
 from fastmri_recon.data.masks import apply_padding
 from fastmri_recon.errors import DataError
 from fastmri_recon.evaluate.metrics import MetricsSummary, evaluate_volume
+from fastmri_recon.ops.crop import center_crop
 from fastmri_recon.progress import progress_bar
 
 
@@ -79,6 +80,8 @@ class EvaluationResult:
         summary: per-volume `MetricsSummary`.
         seconds_per_slice: mean model time per slice (data reading excluded).
         num_params: number of trainable and non-trainable weights.
+        example: ``(volume name, slice index, target, reconstruction)`` of the middle slice of the
+            first volume, float32 ``(h, w)`` images, for figures.
     """
 
     model: str
@@ -87,6 +90,7 @@ class EvaluationResult:
     summary: MetricsSummary
     seconds_per_slice: float
     num_params: int
+    example: tuple = None
 
     def to_json(self):
         return {
@@ -127,12 +131,16 @@ def evaluate_directory(model, name, directory, sampler, batch_size=8, progress=T
                     f"{path}: has no target (a test file); evaluate needs files with "
                     "reconstruction_esc / reconstruction_rss"
                 )
-    summary, seconds, slices = MetricsSummary(), 0.0, 0
+    summary, seconds, slices, example = MetricsSummary(), 0.0, 0, None
     with progress_bar(files, name, "volume", progress) as bar:
         for path in bar:
             with FastMRIFile(path) as handle:
                 recon, spent = reconstruct_volume(model, handle, volume_mask(handle, sampler), batch_size)
-                summary.add(path.name, evaluate_volume(handle.target(), recon))
+                target = handle.target()
+                summary.add(path.name, evaluate_volume(target, recon))
+            if example is None:
+                middle = len(target) // 2
+                example = (path.name, middle, target[middle], center_crop(recon[middle], target.shape[-2:]))
             seconds += spent
             slices += handle.num_slices
     return EvaluationResult(
@@ -142,4 +150,5 @@ def evaluate_directory(model, name, directory, sampler, batch_size=8, progress=T
         summary=summary,
         seconds_per_slice=seconds / slices,
         num_params=int(model.count_params()) if model.built else 0,
+        example=example,
     )

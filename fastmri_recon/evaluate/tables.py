@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 from fastmri_recon.data.h5 import atomic_path
+from fastmri_recon.evaluate.figures import comparison_figure
 from fastmri_recon.evaluate.metrics import METRIC_NAMES
 
 _DIGITS = {"PSNR": 2, "SSIM": 4, "NMSE": 4}
@@ -40,7 +41,8 @@ def markdown_table(results):
 
 
 def write_results(out_dir, results):
-    """Write ``results.json`` (everything, per volume included), ``results.csv`` and ``results.md``.
+    """Write ``results.json`` (everything, per volume included), ``results.csv``, ``results.md``
+    and ``reconstructions.png`` (the example slice of every method, with error maps).
 
     Each file is written atomically.
 
@@ -63,4 +65,7 @@ def write_results(out_dir, results):
         with atomic_path(out_dir / name) as tmp:
             tmp.write_text(text)
         written.append(out_dir / name)
+    volume, index, target, _ = results[0].example
+    recons = {result.model: result.example[3] for result in results}
+    written.append(comparison_figure(out_dir / "reconstructions.png", target, recons, f"{volume}, slice {index}"))
     return written

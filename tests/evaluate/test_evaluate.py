@@ -52,7 +52,8 @@ def test_results_files(demo_dir, tmp_path):
     assert table.splitlines()[0].startswith("| model | acquisition | volumes | PSNR | SSIM | NMSE")
     assert "| zero-filled | random x4 (cf 0.08) | 2 |" in table
     paths = write_results(tmp_path, [result])
-    assert sorted(p.name for p in paths) == ["results.csv", "results.json", "results.md"]
+    assert sorted(p.name for p in paths) == ["reconstructions.png", "results.csv", "results.json", "results.md"]
+    assert (tmp_path / "reconstructions.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     stored = json.loads((tmp_path / "results.json").read_text())
     assert stored[0]["mean"]["PSNR"] == pytest.approx(result.summary.means()["PSNR"])
     assert set(stored[0]["per_volume"]) == {"demo_001.h5", "demo_002.h5"}
