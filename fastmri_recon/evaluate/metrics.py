@@ -142,6 +142,33 @@ def ssim(gt, pred, maxval=None):
     return float(np.mean(interior.mean(axis=(1, 2))))
 
 
+def ssim_local_statistics(local_mean, x, y, cov_norm=_COV_NORM):
+    """Local means, variances and covariance of two images; works on NumPy arrays and TF tensors.
+
+    The shared first stage of every SSIM in the package: the fastMRI SSIM here (uniform window,
+    sample covariances) and the MS-SSIM of ``fastmri_recon.training.losses`` (Gaussian window,
+    ``cov_norm=1`` as ``tf.image.ssim_multiscale``).
+
+    Args:
+        local_mean: function returning the window mean of its argument (same shape in and out, or
+            the positions it keeps).
+        x: target images.
+        y: predictions, same shape as ``x``.
+        cov_norm: factor applied to the (co)variances: ``NP / (NP - 1)`` for sample covariances
+            over a window of ``NP`` pixels (the default, 49 for the 7x7 window), 1 for population
+            ones.
+
+    Returns:
+        ``(ux, uy, vx, vy, vxy)``: local means of ``x`` and ``y``, their local variances and their
+        local covariance, each the shape ``local_mean`` returns.
+    """
+    ux, uy = local_mean(x), local_mean(y)
+    vx = cov_norm * (local_mean(x * x) - ux * ux)
+    vy = cov_norm * (local_mean(y * y) - uy * uy)
+    vxy = cov_norm * (local_mean(x * y) - ux * uy)
+    return ux, uy, vx, vy, vxy
+
+
 def _ssim_map(local_mean, x, y, c1, c2):
     """SSIM map from a local-mean operator; works on NumPy arrays and TF tensors alike.
 
@@ -155,10 +182,7 @@ def _ssim_map(local_mean, x, y, c1, c2):
     Returns:
         The per-pixel SSIM at every position ``local_mean`` returns.
     """
-    ux, uy = local_mean(x), local_mean(y)
-    vx = _COV_NORM * (local_mean(x * x) - ux * ux)
-    vy = _COV_NORM * (local_mean(y * y) - uy * uy)
-    vxy = _COV_NORM * (local_mean(x * y) - ux * uy)
+    ux, uy, vx, vy, vxy = ssim_local_statistics(local_mean, x, y)
     numerator = (2 * ux * uy + c1) * (2 * vxy + c2)
     denominator = (ux * ux + uy * uy + c1) * (vx + vy + c2)
     return numerator / denominator

@@ -1,0 +1,1 @@
+"""Training: optimizers (RAdam), losses, strategies and the training loop."""
