@@ -1,40 +1,29 @@
 """The shared machinery of the classical baselines that run in NumPy.
 
-A classical baseline reconstructs one slice at a time in NumPy (`SliceBaseline.reconstruct_slice`);
-this base class gives it the models' interface: a ``keras.Model`` called as
-``model((kspace, mask[, smaps]))`` on batches, returning float32 magnitude images center-cropped to
-``crop_size``, so one evaluation loop serves models and baselines.
+Baselines share the networks' interface (`fastmri_recon.models.base.ReconstructionModel`): a
+``keras.Model`` called as ``model((kspace, mask[, smaps]))`` on batches, returning float32 magnitude
+images center-cropped to ``crop_size``, so one evaluation loop serves models and baselines. Those
+that reconstruct one slice at a time in NumPy implement `SliceBaseline.reconstruct_slice`.
 """
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from fastmri_recon.errors import ConfigError
-from fastmri_recon.ops.crop import center_crop
+from fastmri_recon.models.base import ReconstructionModel
 
 
-class Baseline(keras.Model):
-    """Base of the classical baselines: no weights, output center-cropped to ``crop_size``.
+class Baseline(ReconstructionModel):
+    """Base of the classical baselines: the networks' interface (`ReconstructionModel`), no weights.
 
     Args:
         crop_size: in-plane output size ``(h, w)``, or None for the full image.
     """
 
-    def __init__(self, crop_size=None, **kwargs):
-        super().__init__(**kwargs)
-        self.crop_size = None if crop_size is None else tuple(int(s) for s in crop_size)
+    needs_smaps = False
 
     def build(self, input_shape):
         """No weights to create; ``input_shape`` is ``(kspace_shape, mask_shape[, smaps_shape])``."""
         self.built = True
-
-    def crop(self, images):
-        """Center-crop float32 ``(batch, H, W)`` images to ``crop_size`` (if set)."""
-        return images if self.crop_size is None else center_crop(images, self.crop_size)
-
-    def get_config(self):
-        return {**super().get_config(), "crop_size": self.crop_size}
 
 
 class SliceBaseline(Baseline):
@@ -61,7 +50,7 @@ class SliceBaseline(Baseline):
         """Reconstruct one slice.
 
         Args:
-            kspace: complex64 ``(H, W)`` or ``(coils, H, W)``, zero where not sampled.
+            kspace: complex64 ``(H, W)`` or ``(coils, H, W)``, already masked.
             mask: float32 ``(W,)``.
             smaps: complex64 ``(coils, H, W)`` or None.
 
@@ -71,21 +60,16 @@ class SliceBaseline(Baseline):
         raise NotImplementedError
 
     def _reconstruct_batch(self, kspace, mask, smaps=None):
-        kspace = np.asarray(kspace)
-        mask = np.broadcast_to(np.asarray(mask, np.float32), (kspace.shape[0], kspace.shape[-1]))
-        images = []
-        for i in range(kspace.shape[0]):
-            expanded = mask[i] if kspace.ndim == 3 else mask[i][None, None]
-            image = self.reconstruct_slice(kspace[i] * expanded + 0.0, mask[i], None if smaps is None else smaps[i])
-            images.append(np.abs(image))
+        mask = np.broadcast_to(mask, (kspace.shape[0], kspace.shape[-1]))
+        images = [
+            np.abs(self.reconstruct_slice(kspace[i], mask[i], None if smaps is None else smaps[i]))
+            for i in range(kspace.shape[0])
+        ]
         return np.stack(images).astype(np.float32)
 
     def call(self, inputs):
-        kspace, mask = inputs[0], inputs[1]
-        smaps = inputs[2] if len(inputs) > 2 else None
-        if self.needs_smaps and kspace.shape.rank == 4 and smaps is None:
-            raise ConfigError(f"{type(self).__name__} needs coil sensitivity maps for multi-coil data")
+        kspace, mask, smaps = self.parse_inputs(inputs)
         args = [kspace, mask] + ([smaps] if smaps is not None else [])
         images = tf.numpy_function(self._reconstruct_batch, args, tf.float32, stateful=False)
         images.set_shape([kspace.shape[0], kspace.shape[-2], kspace.shape[-1]])
-        return self.crop(images)
+        return self.output_image(images)

@@ -5,7 +5,6 @@ import tensorflow as tf
 
 from fastmri_recon.baselines.base import Baseline
 from fastmri_recon.ops.fourier import ifft2c
-from fastmri_recon.ops.masking import apply_mask
 
 
 @keras.saving.register_keras_serializable(package="fastmri_recon")
@@ -28,9 +27,8 @@ class ZeroFilled(Baseline):
     """
 
     def call(self, inputs):
-        kspace, mask = inputs[0], inputs[1]
-        image = ifft2c(apply_mask(kspace, mask))
-        magnitude = tf.abs(image)
+        kspace, _, _ = self.parse_inputs(inputs)
+        magnitude = tf.abs(ifft2c(kspace))
         if kspace.shape.rank == 4:
             magnitude = tf.sqrt(tf.reduce_sum(tf.square(magnitude), axis=1))
-        return self.crop(magnitude)
+        return self.output_image(magnitude)

@@ -4,6 +4,10 @@ Each entry maps a name (as typed on the command line) to the ``keras.Model`` sub
 implements it and its kind (``model``: learned, ``baseline``: classical). Every entry is built as
 ``cls(crop_size=..., **config)`` and called as ``model((kspace, mask[, smaps]))``, so one
 evaluation loop serves models and baselines alike. Classes are imported on first use.
+
+Single- or multi-coil is not part of an entry: every model reads it from the rank of the k-space
+it is called with, and a class whose ``needs_smaps`` is true needs the coil sensitivity maps with
+multi-coil k-space (`models.base`).
 """
 
 import dataclasses
@@ -43,6 +47,48 @@ ENTRIES = {
             "baseline",
             "fastmri_recon.baselines.zero_filled:ZeroFilled",
             "inverse FFT of the undersampled k-space (root-sum-of-squares over coils)",
+        ),
+        Entry(
+            "cs-wavelet",
+            "baseline",
+            "fastmri_recon.baselines.cs_wavelet:CSWavelet",
+            "compressed sensing: wavelet l1 prior solved by FISTA (multi-coil with sensitivities)",
+        ),
+        Entry(
+            "sense",
+            "baseline",
+            "fastmri_recon.baselines.sense:Sense",
+            "CG-SENSE: least squares with coil sensitivities by conjugate gradient",
+        ),
+        Entry(
+            "grappa",
+            "baseline",
+            "fastmri_recon.baselines.grappa:Grappa",
+            "GRAPPA: k-space interpolation calibrated on the auto-calibration lines (multi-coil)",
+        ),
+        Entry(
+            "unet",
+            "model",
+            "fastmri_recon.models.unet:UNetPostProcessing",
+            "U-net (4 levels, 16-128 filters) correcting the zero-filled magnitude image",
+        ),
+        Entry(
+            "cascade-net",
+            "model",
+            "fastmri_recon.models.cascade:CascadeNet",
+            "5 residual image CNNs (5 x 48-filter convolutions) with k-space data consistency",
+        ),
+        Entry(
+            "kiki-net",
+            "model",
+            "fastmri_recon.models.kiki:KIKINet",
+            "2 iterations of k-space and image CNNs (16 x 48-filter convolutions) with data consistency",
+        ),
+        Entry(
+            "pdnet",
+            "model",
+            "fastmri_recon.models.pdnet:PDNet",
+            "learned primal-dual: 10 unrolled iterations of image and k-space CNNs (32 filters)",
         ),
     )
 }

@@ -1,0 +1,90 @@
+"""Learned primal-dual (Adler & Oektem 2018, "Learned primal-dual reconstruction") adapted to
+MRI, in the configuration of Ramzi et al. 2020's benchmark.
+
+The primal buffer (``n_primal`` complex images) and the dual buffer (``n_dual`` complex k-spaces,
+per coil for multi-coil data) start at zero. Each of the ``n_iter`` iterations updates the dual with
+a k-space CNN of ``[dual, A primal[1], y]`` (``primal[0]`` if ``n_primal`` is 1) and the primal
+with an image CNN of ``[primal, A^H dual[0]]``, both residually; the output is ``primal[0]``.
+Every iteration has its own CNNs; each CNN is ``n_convs`` hidden convolutions and a linear output
+one (3 layers by default).
+"""
+
+import keras
+import tensorflow as tf
+
+from fastmri_recon.models.base import ReconstructionModel
+from fastmri_recon.models.layers.conv import ComplexConvStack
+from fastmri_recon.ops.encoding import adjoint_op, forward_op
+
+
+def zero_buffer(like, channels):
+    """complex64 zeros of shape ``like.shape + (channels,)``."""
+    return tf.zeros(tf.concat([tf.shape(like), [channels]], 0), tf.complex64)
+
+
+@keras.saving.register_keras_serializable(package="fastmri_recon")
+class PDNet(ReconstructionModel):
+    """Unrolled learned primal-dual with the Cartesian operator ``A = M F S``.
+
+    Args:
+        n_iter: number of unrolled iterations.
+        n_primal: complex images in the primal buffer.
+        n_dual: complex k-spaces in the dual buffer.
+        n_filters: channels of the hidden convolutions.
+        n_convs: hidden convolutions per CNN (plus one linear output convolution).
+        activation: activation name (see `layers.conv.get_activation`).
+        crop_size: in-plane output size ``(h, w)``, or None.
+
+    Call args:
+        inputs: ``(kspace, mask)`` or ``(kspace, mask, smaps)`` (see `ReconstructionModel`); smaps
+            are required with multi-coil k-space, whose coils the dual CNNs process one by one.
+
+    Returns:
+        float32 ``(batch, h, w)`` magnitude images.
+    """
+
+    def __init__(
+        self, n_iter=10, n_primal=5, n_dual=5, n_filters=32, n_convs=2, activation="relu", crop_size=None, **kwargs
+    ):
+        super().__init__(crop_size=crop_size, **kwargs)
+        self.n_iter = n_iter
+        self.n_primal = n_primal
+        self.n_dual = n_dual
+        self.n_filters = n_filters
+        self.n_convs = n_convs
+        self.activation = activation
+
+        def cnn(out_channels):
+            return ComplexConvStack(n_convs, n_filters, out_channels, activation=activation)
+
+        self.primal_cnns = [cnn(n_primal) for _ in range(n_iter)]
+        self.dual_cnns = [cnn(n_dual) for _ in range(n_iter)]
+
+    def build(self, input_shape):
+        """Create the weights; ``input_shape`` is ``(kspace_shape, mask_shape[, smaps_shape])``."""
+        for primal_cnn, dual_cnn in zip(self.primal_cnns, self.dual_cnns):
+            primal_cnn.build((None, None, None, self.n_primal + 1))
+            dual_cnn.build((None, None, None, self.n_dual + 2))
+
+    def call(self, inputs):
+        measured, mask, smaps = self.parse_inputs(inputs)
+        image_like = measured[:, 0] if smaps is not None else measured
+        primal, dual = zero_buffer(image_like, self.n_primal), zero_buffer(measured, self.n_dual)
+        evaluated_channel = min(1, self.n_primal - 1)
+        for primal_cnn, dual_cnn in zip(self.primal_cnns, self.dual_cnns):
+            evaluated = forward_op(primal[..., evaluated_channel], mask, smaps)
+            dual = dual + dual_cnn(tf.concat([dual, evaluated[..., None], measured[..., None]], -1))
+            back = adjoint_op(dual[..., 0], mask, smaps)
+            primal = primal + primal_cnn(tf.concat([primal, back[..., None]], -1))
+        return self.output_image(primal[..., 0])
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "n_iter": self.n_iter,
+            "n_primal": self.n_primal,
+            "n_dual": self.n_dual,
+            "n_filters": self.n_filters,
+            "n_convs": self.n_convs,
+            "activation": self.activation,
+        }
