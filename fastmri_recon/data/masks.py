@@ -513,6 +513,25 @@ def apply_padding(mask, padding_left, padding_right):
     return mask
 
 
+def seeded_volume_mask(sampler, file_name, num_cols, padding):
+    """The fixed mask of one volume, as validation and evaluation use it (fastMRI's protocol).
+
+    Drawn with ``sampler`` seeded by the file name, so every slice of the volume, every epoch and
+    every method sees the same mask; columns outside the acquired range are zeroed.
+
+    Args:
+        sampler: a `MaskSampler`.
+        file_name: the volume's file name (the seed).
+        num_cols: N, the number of columns.
+        padding: ``(padding_left, padding_right)`` from the header.
+
+    Returns:
+        float32 ``(N,)``.
+    """
+    mask, _ = sampler(num_cols, seed=file_name)
+    return apply_padding(mask, *padding)
+
+
 def apply_mask(kspace, mask):
     """Undersample k-space: ``kspace * mask + 0.0``, so that no negative zero is left.
 

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from fastmri_recon.data.h5 import FastMRIFile, list_volumes
-from fastmri_recon.data.masks import apply_padding
+from fastmri_recon.data.masks import seeded_volume_mask
 from fastmri_recon.errors import DataError
 from fastmri_recon.evaluate.metrics import MetricsSummary, evaluate_volume
 from fastmri_recon.ops.crop import center_crop
@@ -36,8 +36,8 @@ def volume_mask(handle, sampler):
     """
     if handle.mask is not None:
         return handle.mask
-    mask, _ = sampler(handle.kspace_shape[-1], seed=handle.path.name)
-    return apply_padding(mask, handle.header.padding_left, handle.header.padding_right).astype(np.float32)
+    padding = (handle.header.padding_left, handle.header.padding_right)
+    return seeded_volume_mask(sampler, handle.path.name, handle.kspace_shape[-1], padding)
 
 
 def reconstruct_volume(model, handle, mask, batch_size=8):

@@ -1,1 +1,1 @@
-"""Physics operators: centered orthonormal FFTs (and, later, NUFFT and the encoding operators)."""
+"""Physics operators: centered orthonormal FFTs, masking, cropping and the MRI encoding operators."""

@@ -1,0 +1,183 @@
+"""The volumes of a pipeline: listing, structural checks, contrast filter, sharding, slice reading.
+
+Every file's structure is checked when a pipeline is built (`scan_volumes`), so that a bad file is
+reported by name before any training starts; the k-space values (NaN / Inf) are checked as slices
+are read (`read_slices`).
+"""
+
+import dataclasses
+import warnings
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from fastmri_recon.data.h5 import FastMRIFile, list_volumes
+from fastmri_recon.errors import ConfigError, DataError
+
+
+@dataclasses.dataclass(frozen=True)
+class VolumeInfo:
+    """What a pipeline needs to know about one file, read once when it is built.
+
+    Attributes:
+        path: the file.
+        num_slices: number of slices.
+        kspace_shape: in-slice k-space shape, ``(H, W)`` or ``(coils, H, W)``.
+        target_key: the target dataset's name, or None (test files).
+        target_shape: ``(h, w)`` of the target (the header's reconstruction matrix).
+        padding: ``(padding_left, padding_right)``, the acquired columns from the header.
+        acquisition: the ``acquisition`` attribute (contrast), or None.
+        mask: the file's own ``mask``, float32 ``(W,)``, or None.
+    """
+
+    path: Path
+    num_slices: int
+    kspace_shape: tuple
+    target_key: str
+    target_shape: tuple
+    padding: tuple
+    acquisition: str
+    mask: np.ndarray = None
+
+
+def _volume_info(path, multicoil, need_target):
+    with FastMRIFile(path) as handle:
+        if multicoil is not None and handle.is_multicoil != multicoil:
+            kind, other = ("multi-coil", "single-coil") if handle.is_multicoil else ("single-coil", "multi-coil")
+            raise DataError(f"{path}: {kind} k-space of shape {handle.kspace_shape} in a {other} pipeline")
+        if need_target and handle.target_key is None:
+            raise DataError(f"{path}: has no target (a test file); training and validation need one")
+        if not need_target and handle.mask is None:
+            raise DataError(f"{path}: has no 'mask'; inference reads files with their own sampling mask")
+        header = handle.header
+        padding = (header.padding_left, header.padding_right)
+        if not 0 <= padding[0] <= padding[1] <= handle.kspace_shape[-1]:
+            raise DataError(
+                f"{path}: header gives acquired columns {padding}, outside the k-space's "
+                f"{handle.kspace_shape[-1]} columns"
+            )
+        return VolumeInfo(
+            path=Path(path),
+            num_slices=handle.num_slices,
+            kspace_shape=tuple(handle.kspace_shape[1:]),
+            target_key=handle.target_key,
+            target_shape=header.target_shape,
+            padding=padding,
+            acquisition=handle.attrs.get("acquisition"),
+            mask=None if need_target else handle.mask,
+        )
+
+
+def scan_volumes(directory, multicoil, need_target, contrasts=None, skip_bad_files=False):
+    """Check every ``.h5`` file of a directory and describe the usable ones.
+
+    Args:
+        directory: a directory of fastMRI files.
+        multicoil: True / False: the k-space kind every file must have; None: the first good file's.
+        need_target: True for train / validation files (a target is required); False for test
+            files (their own ``mask`` is required).
+        contrasts: None, or a tuple of ``acquisition`` attributes to keep.
+        skip_bad_files: skip a bad file with a warning naming it, instead of raising.
+
+    Returns:
+        list of `VolumeInfo`, sorted by file name.
+
+    Raises:
+        DataError: naming the file, for a corrupt or non-conforming file (unless skipped); naming
+            the directory when it holds no usable file or none of the contrasts.
+    """
+    volumes = []
+    paths = list_volumes(directory)
+    for path in paths:
+        try:
+            info = _volume_info(path, multicoil, need_target)
+        except DataError as err:
+            if not skip_bad_files:
+                raise
+            warnings.warn(f"skipping a bad file: {err}", stacklevel=2)
+            continue
+        multicoil = len(info.kspace_shape) == 3  # None: the first good file sets the kind
+        volumes.append(info)
+    if not volumes:
+        raise DataError(f"{directory}: no usable file (all {len(paths)} skipped)")
+    if contrasts is not None:
+        found = sorted({str(v.acquisition) for v in volumes})
+        volumes = [v for v in volumes if v.acquisition in contrasts]
+        if not volumes:
+            raise DataError(f"{directory}: no file with acquisition in {list(contrasts)} (found {found})")
+    return volumes
+
+
+def common_shape(shapes):
+    """The shape shared by ``shapes`` (all of one rank), with None on the axes where they differ."""
+    return tuple(sizes[0] if len(set(sizes)) == 1 else None for sizes in zip(*shapes))
+
+
+def shard_volumes(volumes, input_context):
+    """The volumes of one input pipeline: every ``num_input_pipelines``-th, from its id.
+
+    Args:
+        volumes: list of `VolumeInfo`.
+        input_context: a ``tf.distribute.InputContext``, or None (no sharding).
+
+    Returns:
+        list of `VolumeInfo`; the pipelines' parts are disjoint and cover ``volumes``.
+
+    Raises:
+        ConfigError: when there are fewer volumes than input pipelines.
+    """
+    if input_context is None:
+        return volumes
+    count, index = input_context.num_input_pipelines, input_context.input_pipeline_id
+    if len(volumes) < count:
+        raise ConfigError(f"input_context: {count} input pipelines but only {len(volumes)} volumes to shard by file")
+    return volumes[index::count]
+
+
+def slice_range(volume, edge_slices):
+    """``(start, stop)`` of the slices kept when ``edge_slices`` are dropped at each end.
+
+    Args:
+        volume: `VolumeInfo`.
+        edge_slices: int (a number of slices) or float in [0, 0.5) (a fraction, rounded down).
+
+    Raises:
+        ConfigError: when no slice of the volume is left.
+    """
+    edge = edge_slices if isinstance(edge_slices, int) else int(volume.num_slices * edge_slices)
+    start, stop = edge, volume.num_slices - edge
+    if start >= stop:
+        raise ConfigError(f"edge_slices={edge_slices!r} leaves no slice of {volume.path} ({volume.num_slices} slices)")
+    return start, stop
+
+
+def read_slices(volume, index, with_target):
+    """Read k-space (and target) slices of a volume, checking their values.
+
+    Args:
+        volume: `VolumeInfo`.
+        index: an int (one slice) or a ``slice``.
+        with_target: also read the target.
+
+    Returns:
+        complex64 k-space ``([slices,] [coils,] H, W)``, and with ``with_target`` float32 target
+        ``([slices,] h, w)``.
+
+    Raises:
+        DataError: naming the file, when it cannot be read or holds NaN / Inf values.
+    """
+    keys = ("kspace", volume.target_key) if with_target else ("kspace",)
+    try:
+        with h5py.File(volume.path, "r") as handle:
+            arrays = [handle[key][index] for key in keys]
+    except (OSError, KeyError, RuntimeError, ValueError) as err:
+        raise DataError(f"{volume.path}: cannot read slices {index}: truncated or corrupt file ({err})") from None
+    for key, array in zip(keys, arrays):
+        if not np.all(np.isfinite(array)):
+            raise DataError(f"{volume.path}: {key} slices {index} contain NaN or Inf values")
+    arrays[0] = arrays[0].astype(np.complex64, copy=False)
+    if with_target:
+        arrays[1] = arrays[1].astype(np.float32, copy=False)
+        return tuple(arrays)
+    return arrays[0]
