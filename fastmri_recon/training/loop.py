@@ -1,0 +1,317 @@
+"""The training loop: one loop for every strategy (one device, mirrored, multi-worker).
+
+Keras 3's ``model.fit`` fails under ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585), so
+the package trains with its own loop (DESIGN.md, "Training loop"): ``strategy.run`` on a
+``tf.function`` step, datasets from ``distribute_datasets_from_function`` (sharded per input
+context by the data pipeline), ``tf.nn.compute_average_loss`` with the global batch size and a
+Keras 3 optimizer created under the strategy's scope. Models stay plain Keras models.
+
+Outputs under ``output_dir`` (written by the chief only, files atomically):
+
+- ``checkpoints/``: ``tf.train.CheckpointManager`` checkpoints of the model, the optimizer, the
+  epoch, the step within the epoch and the best validation metric, every ``checkpoint_every``
+  steps and at each epoch's end; a run started again with the same ``output_dir`` resumes from
+  the latest one (the data pipeline is deterministic per epoch, so skipping the batches already
+  seen restores the data position and an interrupted run ends like an uninterrupted one);
+- ``best.weights.h5`` (best validation metric) and ``final.weights.h5``;
+- ``metrics.csv`` (one row per epoch) and ``logs/`` (TensorBoard: losses, metrics, images).
+
+SIGTERM (what SLURM sends before killing a job) makes the loop save a checkpoint after the
+current step and stop; SIGKILL loses at most ``checkpoint_every`` steps.
+"""
+
+import contextlib
+import csv
+import dataclasses
+import io
+import math
+import os
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from fastmri_recon.data.h5 import atomic_path
+from fastmri_recon.evaluate.metrics import tf_psnr, tf_ssim
+from fastmri_recon.training.strategy import is_chief
+
+METRICS_CSV = "metrics.csv"
+
+
+@dataclasses.dataclass
+class LoopConfig:
+    """How long and how to train.
+
+    Attributes:
+        epochs: number of epochs.
+        steps_per_epoch: optimisation steps per epoch (None: one pass over the training data).
+        global_batch_size: examples per step over all replicas.
+        checkpoint_every: steps between checkpoints.
+        validation_steps: batches of validation per epoch (None: the whole validation data).
+        best_metric: validation metric (``PSNR``, ``SSIM`` (higher is better) or ``loss``) that
+            selects ``best.weights.h5``.
+        log_every: steps between TensorBoard loss points.
+        progress: show a Keras progress bar.
+    """
+
+    epochs: int = 1
+    steps_per_epoch: int = None
+    global_batch_size: int = 1
+    checkpoint_every: int = 100
+    validation_steps: int = None
+    best_metric: str = "PSNR"
+    log_every: int = 10
+    progress: bool = True
+
+
+def per_example_loss(loss, target, prediction):
+    """A Keras loss (built with ``reduction=None``) averaged per example: float32 ``(batch,)``."""
+    values = loss(target, prediction)
+    return tf.reduce_mean(tf.reshape(values, [tf.shape(target)[0], -1]), axis=1)
+
+
+class _StopRequest:
+    """Remembers a SIGTERM so that the loop can checkpoint and stop cleanly."""
+
+    def __init__(self):
+        self.requested = False
+
+    @contextlib.contextmanager
+    def installed(self):
+        """Handle SIGTERM inside the block (only possible in the main thread)."""
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, self._handle)
+            try:
+                yield self
+            finally:
+                signal.signal(signal.SIGTERM, previous)
+        else:
+            yield self
+
+    def _handle(self, signum, frame):
+        self.requested = True
+
+
+class Trainer:
+    """Trains a Keras model with a custom loop under a tf.distribute strategy.
+
+    Args:
+        strategy: a ``tf.distribute.Strategy``.
+        build_model: ``() -> keras.Model``, called under the strategy's scope.
+        build_optimizer: ``() -> keras.optimizers.Optimizer``, called under the strategy's scope.
+        loss: a Keras loss with ``reduction=None`` (per-example values).
+        train_data: ``(input_context, epoch) -> tf.data.Dataset`` of ``(inputs, target)`` batched
+            with ``input_context.get_per_replica_batch_size(global_batch_size)``, deterministic for
+            a given epoch.
+        val_data: same for validation (the epoch argument is 0), or None.
+        output_dir: where checkpoints, weights and logs go.
+        config: `LoopConfig`.
+    """
+
+    def __init__(self, strategy, build_model, build_optimizer, loss, train_data, val_data, output_dir, config):
+        self.strategy, self.loss, self.config = strategy, loss, config
+        self.train_data, self.val_data = train_data, val_data
+        self.output_dir = Path(output_dir)
+        self.chief = is_chief(strategy)
+        with strategy.scope():
+            self.model = build_model()
+            self.optimizer = build_optimizer()
+            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+            self.step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="step_in_epoch")
+            self.best = tf.Variable(-math.inf, dtype=tf.float64, trainable=False, name="best")
+        self._built = False
+
+    # ----------------------------------------------------------------- data
+    def _distributed(self, data_fn, epoch, skip_steps=0):
+        def dataset_fn(context):
+            dataset = data_fn(context, epoch)
+            replicas_per_pipeline = context.num_replicas_in_sync // context.num_input_pipelines
+            return dataset.skip(skip_steps * replicas_per_pipeline)
+
+        return self.strategy.distribute_datasets_from_function(dataset_fn)
+
+    # ----------------------------------------------------------------- steps
+    def _build(self, distributed):
+        """Create the model's and the optimizer's variables from the first batch's shapes."""
+        first = next(iter(distributed))
+
+        def build_fn(inputs, target):
+            self.model(inputs, training=False)
+
+        self.strategy.run(build_fn, args=first)
+        with self.strategy.scope():
+            self.optimizer.build(self.model.trainable_variables)
+        checkpoint = tf.train.Checkpoint(
+            model=self.model, optimizer=self.optimizer, epoch=self.epoch, step_in_epoch=self.step_in_epoch, best=self.best
+        )
+        directory = self.output_dir / "checkpoints"
+        if not self.chief:  # every worker saves (collectively), only the chief keeps the files
+            directory = self.output_dir / f".worker-{self.strategy.cluster_resolver.task_id}"
+        self.manager = tf.train.CheckpointManager(checkpoint, str(directory), max_to_keep=2)
+        if self.manager.latest_checkpoint:
+            checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+        self._train_step = tf.function(self._train_step_fn)
+        self._val_step = tf.function(self._val_step_fn)
+        self._built = True
+
+    def _train_step_fn(self, iterator):
+        def step(inputs, target):
+            with tf.GradientTape() as tape:
+                prediction = self.model(inputs, training=True)
+                values = per_example_loss(self.loss, target, tf.cast(prediction, tf.float32))
+                loss = tf.nn.compute_average_loss(values, global_batch_size=self.config.global_batch_size)
+            gradients = tape.gradient(loss, self.model.trainable_variables)
+            self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))
+            return loss
+
+        losses = self.strategy.run(step, args=next(iterator))
+        return self.strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+
+    def _val_step_fn(self, inputs, target):
+        def step(inputs, target):
+            prediction = tf.cast(self.model(inputs, training=False), tf.float32)
+            sums = tf.stack(
+                [
+                    tf.reduce_sum(per_example_loss(self.loss, target, prediction)),
+                    tf.reduce_sum(tf_psnr(target, prediction)),
+                    tf.reduce_sum(tf_ssim(target, prediction)),
+                    tf.cast(tf.shape(target)[0], tf.float32),
+                ]
+            )
+            return sums, prediction
+
+        sums, prediction = self.strategy.run(step, args=(inputs, target))
+        return self.strategy.reduce(tf.distribute.ReduceOp.SUM, sums, axis=None), prediction
+
+    # ----------------------------------------------------------------- epochs
+    def _train_epoch(self, epoch, progbar, stop, writer):
+        skip = int(self.step_in_epoch.numpy())
+        iterator = iter(self._distributed(self.train_data, epoch, skip))
+        steps = self.config.steps_per_epoch
+        losses, tic = [], time.perf_counter()
+        step = skip
+        while steps is None or step < steps:
+            try:
+                loss = float(self._train_step(iterator))
+            except (StopIteration, tf.errors.OutOfRangeError):
+                break
+            step += 1
+            losses.append(loss)
+            self.step_in_epoch.assign(step)
+            if progbar is not None:
+                progbar.update(step, [("loss", loss)])
+            if step % self.config.log_every == 0:
+                with writer.as_default(step=self.optimizer.iterations):
+                    tf.summary.scalar("train/loss", loss)
+            if step % self.config.checkpoint_every == 0 or stop.requested:
+                self.manager.save()
+            if stop.requested:
+                return losses, time.perf_counter() - tic, True
+        return losses, time.perf_counter() - tic, False
+
+    def _validate(self, writer, epoch):
+        if self.val_data is None:
+            return {}
+        totals = np.zeros(4)
+        sample = None
+        for index, (inputs, target) in enumerate(self._distributed(self.val_data, 0)):
+            if self.config.validation_steps is not None and index >= self.config.validation_steps:
+                break
+            sums, prediction = self._val_step(inputs, target)
+            totals += sums.numpy()
+            if sample is None:
+                sample = (self.strategy.experimental_local_results(target)[0], self.strategy.experimental_local_results(prediction)[0])
+        count = max(totals[3], 1.0)
+        metrics = {"val_loss": totals[0] / count, "val_PSNR": totals[1] / count, "val_SSIM": totals[2] / count}
+        with writer.as_default(step=epoch + 1):
+            for name, value in metrics.items():
+                tf.summary.scalar(name.replace("_", "/", 1), value)
+            if sample is not None:
+                target, prediction = sample
+                scale = tf.reduce_max(target[:1]) + 1e-12
+                tf.summary.image("val/target_vs_reconstruction", tf.concat([target[:1], prediction[:1]], axis=2)[..., None] / scale)
+        return metrics
+
+    def _metric_value(self, metrics):
+        name = self.config.best_metric
+        value = metrics[f"val_{name}"]
+        return -value if name == "loss" else value
+
+    def _save_weights(self, name):
+        path = self.output_dir / name
+        tmp = path.with_name(f".{path.stem}.tmp.weights.h5")
+        self.model.save_weights(tmp)
+        os.replace(tmp, path)
+
+    def _write_csv(self, rows):
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        with atomic_path(self.output_dir / METRICS_CSV) as tmp:
+            tmp.write_text(buffer.getvalue())
+
+    def _previous_rows(self):
+        path = self.output_dir / METRICS_CSV
+        if not path.is_file():
+            return []
+        with open(path, newline="") as handle:
+            return [row for row in csv.DictReader(handle) if int(row["epoch"]) <= int(self.epoch.numpy())]
+
+    def fit(self):
+        """Train (or resume) until ``config.epochs``; return a summary dict.
+
+        Returns:
+            dict with ``epochs_done``, ``steps``, ``seconds_per_step``, ``best`` (metric name and
+            value), ``stopped`` (True when a SIGTERM stopped the run) and the output paths.
+        """
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        if not self._built:
+            self._build(self._distributed(self.train_data, 0))
+        writer = tf.summary.create_file_writer(str(self.output_dir / "logs")) if self.chief else tf.summary.create_noop_writer()
+        rows, seconds, steps, stopped = self._previous_rows(), 0.0, 0, False
+        with _StopRequest().installed() as stop:
+            for epoch in range(int(self.epoch.numpy()), self.config.epochs):
+                progbar = None
+                if self.config.progress and self.chief:
+                    print(f"Epoch {epoch + 1}/{self.config.epochs}")
+                    progbar = keras.utils.Progbar(self.config.steps_per_epoch, stateful_metrics=["loss"])
+                losses, spent, stopped = self._train_epoch(epoch, progbar, stop, writer)
+                seconds, steps = seconds + spent, steps + len(losses)
+                if stopped:
+                    break
+                metrics = self._validate(writer, epoch)
+                if metrics and self._metric_value(metrics) > self.best.numpy():
+                    self.best.assign(self._metric_value(metrics))
+                    if self.chief:
+                        self._save_weights("best.weights.h5")
+                self.epoch.assign(epoch + 1)
+                self.step_in_epoch.assign(0)
+                self.manager.save()
+                row = {"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else math.nan, **metrics, "seconds": spent}
+                rows.append(row)
+                if self.chief:
+                    self._write_csv(rows)
+                    if progbar is not None and metrics:
+                        print("  ".join(f"{k}: {v:.4g}" for k, v in metrics.items()))
+        if self.chief and not stopped:
+            self._save_weights("final.weights.h5")
+        if not self.chief:
+            shutil.rmtree(self.manager.directory, ignore_errors=True)
+        writer.flush()
+        best = self.best.numpy()
+        return {
+            "epochs_done": int(self.epoch.numpy()),
+            "steps": steps,
+            "seconds_per_step": seconds / steps if steps else math.nan,
+            "best": {self.config.best_metric: (-best if self.config.best_metric == "loss" else best)} if np.isfinite(best) else None,
+            "stopped": stopped,
+            "checkpoints": str(self.output_dir / "checkpoints"),
+            "best_weights": str(self.output_dir / "best.weights.h5"),
+            "final_weights": str(self.output_dir / "final.weights.h5"),
+        }
