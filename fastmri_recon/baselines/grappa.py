@@ -12,27 +12,8 @@ import keras
 import numpy as np
 
 from fastmri_recon.baselines.base import SliceBaseline
+from fastmri_recon.data.masks import acs_bounds
 from fastmri_recon.ops.fourier import np_ifftc
-
-
-def acs_columns(mask):
-    """The contiguous run of sampled columns around the centre ``W // 2``.
-
-    Args:
-        mask: float ``(W,)``.
-
-    Returns:
-        ``(start, stop)`` column range; empty (``start == stop``) when the centre is not sampled.
-    """
-    centre = mask.shape[0] // 2
-    if not mask[centre]:
-        return centre, centre
-    start, stop = centre, centre + 1
-    while start > 0 and mask[start - 1]:
-        start -= 1
-    while stop < mask.shape[0] and mask[stop]:
-        stop += 1
-    return start, stop
 
 
 def source_offsets(column, sampled, max_span, sources):
@@ -103,7 +84,7 @@ class Grappa(SliceBaseline):
 
     def interpolate(self, kspace, mask):
         """Fill the missing columns of ``kspace`` complex ``(coils, H, W)``; returns the filled copy."""
-        start, stop = acs_columns(mask)
+        start, stop = acs_bounds(mask)
         sampled = np.flatnonzero(mask)
         filled = kspace.copy()
         if stop - start < 2:

@@ -513,6 +513,28 @@ def apply_padding(mask, padding_left, padding_right):
     return mask
 
 
+def acs_bounds(mask):
+    """The auto-calibration (ACS) band of a mask: the contiguous sampled run around column ``N // 2``.
+
+    Args:
+        mask: NumPy ``(N,)`` mask (values 0 / 1).
+
+    Returns:
+        ``(start, stop)`` column range; empty (``start == stop == N // 2``) when the centre column
+        is not sampled.
+    """
+    sampled = np.asarray(mask) > 0.5
+    centre = sampled.shape[-1] // 2
+    if not sampled[centre]:
+        return centre, centre
+    start, stop = centre, centre + 1
+    while start > 0 and sampled[start - 1]:
+        start -= 1
+    while stop < sampled.shape[-1] and sampled[stop]:
+        stop += 1
+    return start, stop
+
+
 def seeded_volume_mask(sampler, file_name, num_cols, padding):
     """The fixed mask of one volume, as validation and evaluation use it (fastMRI's protocol).
 

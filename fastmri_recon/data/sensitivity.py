@@ -20,6 +20,7 @@ unit norm.
 import numpy as np
 import tensorflow as tf
 
+from fastmri_recon.data.masks import acs_bounds
 from fastmri_recon.ops.fourier import ifft2c
 
 
@@ -67,20 +68,6 @@ def acs_sensitivity_maps(kspace, mask, threshold=0.05):
     keep = tf.cast(rss > threshold * peak, tf.float32)
     scale = tf.math.divide_no_nan(keep, rss)
     return images * tf.complex(scale, tf.zeros_like(scale))
-
-
-def _acs_bounds(mask):
-    """``(start, stop)`` of the contiguous sampled band around column ``W // 2`` of a NumPy mask."""
-    sampled = np.asarray(mask) > 0.5
-    centre = sampled.shape[-1] // 2
-    if not sampled[centre]:
-        raise ValueError("mask: the centre column is not sampled, there is no auto-calibration region")
-    start, stop = centre, centre + 1
-    while start > 0 and sampled[start - 1]:
-        start -= 1
-    while stop < sampled.shape[-1] and sampled[stop]:
-        stop += 1
-    return start, stop
 
 
 def _calibration_matrix(calibration, kernel):
@@ -141,7 +128,9 @@ def espirit_maps(kspace, mask, kernel_size=6, calibration_rows=24, singular_thre
     """
     kspace = np.asarray(kspace, dtype=np.complex128)
     coils, height, width = kspace.shape
-    start, stop = _acs_bounds(mask)
+    start, stop = acs_bounds(mask)
+    if start == stop:
+        raise ValueError("mask: the centre column is not sampled, there is no auto-calibration region")
     rows = min(calibration_rows, height)
     top = height // 2 - rows // 2
     calibration = kspace[:, top : top + rows, start:stop]

@@ -13,8 +13,10 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from fastmri_recon.data.datasets.config import DEFAULT_SCALE_FACTOR
 from fastmri_recon.data.h5 import FastMRIFile, list_volumes
 from fastmri_recon.data.masks import seeded_volume_mask
+from fastmri_recon.data.sensitivity import acs_sensitivity_maps
 from fastmri_recon.errors import DataError
 from fastmri_recon.evaluate.metrics import MetricsSummary, evaluate_volume
 from fastmri_recon.ops.crop import center_crop
@@ -40,25 +42,31 @@ def volume_mask(handle, sampler):
     return seeded_volume_mask(sampler, handle.path.name, handle.kspace_shape[-1], padding)
 
 
-def reconstruct_volume(model, handle, mask, batch_size=8):
+def reconstruct_volume(model, handle, mask, batch_size=8, scale_factor=DEFAULT_SCALE_FACTOR):
     """Reconstruct every slice of a volume.
 
+    k-space is multiplied by ``scale_factor`` (as the training pipelines do) and the images divided
+    by it; multi-coil data gets sensitivity maps from its ACS band when the model needs them.
+
     Args:
-        model: a registered model or baseline, called as ``model((kspace, mask))``.
+        model: a registered model or baseline, called as ``model((kspace, mask[, smaps]))``.
         handle: an open `FastMRIFile`.
         mask: float32 ``(W,)``, applied to every slice.
         batch_size: slices per call.
+        scale_factor: the data scaling the model was trained with.
 
     Returns:
         (float32 ``(slices, h, w)`` reconstruction, seconds spent in the model).
     """
     images, seconds = [], 0.0
     for start in range(0, handle.num_slices, batch_size):
-        kspace = handle.kspace(slice(start, start + batch_size))
-        masks = np.broadcast_to(mask, (kspace.shape[0], mask.shape[0]))
+        kspace = tf.constant(handle.kspace(slice(start, start + batch_size)) * np.complex64(scale_factor))
+        masks = tf.constant(np.broadcast_to(mask, (kspace.shape[0], mask.shape[0])))
         tic = time.perf_counter()
-        image = model((tf.constant(kspace), tf.constant(masks)))
-        images.append(np.asarray(image))
+        inputs = (kspace, masks)
+        if handle.is_multicoil and model.needs_smaps:
+            inputs += (acs_sensitivity_maps(kspace, masks),)
+        images.append(np.asarray(model(inputs)) / scale_factor)
         seconds += time.perf_counter() - tic
     return np.concatenate(images), seconds
 
@@ -106,7 +114,7 @@ class EvaluationResult:
         }
 
 
-def evaluate_directory(model, name, directory, sampler, batch_size=8, progress=True):
+def evaluate_directory(model, name, directory, sampler, batch_size=8, progress=True, scale_factor=DEFAULT_SCALE_FACTOR):
     """Evaluate a model or baseline on every volume of a directory.
 
     Args:
@@ -116,6 +124,7 @@ def evaluate_directory(model, name, directory, sampler, batch_size=8, progress=T
         sampler: the `MaskSampler` of the undersampling.
         batch_size: slices per model call.
         progress: show a progress bar over volumes.
+        scale_factor: the data scaling the model was trained with (`reconstruct_volume`).
 
     Returns:
         `EvaluationResult`.
@@ -135,7 +144,7 @@ def evaluate_directory(model, name, directory, sampler, batch_size=8, progress=T
     with progress_bar(files, name, "volume", progress) as bar:
         for path in bar:
             with FastMRIFile(path) as handle:
-                recon, spent = reconstruct_volume(model, handle, volume_mask(handle, sampler), batch_size)
+                recon, spent = reconstruct_volume(model, handle, volume_mask(handle, sampler), batch_size, scale_factor)
                 target = handle.target()
                 summary.add(path.name, evaluate_volume(target, recon))
             if example is None:

@@ -110,11 +110,15 @@ def describe(strategy, kind):
     """A JSON-able description of a strategy: kind, replicas, devices, cluster (for ``--dry-run``)."""
     resolver = getattr(strategy, "cluster_resolver", None)
     cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    if kind == "one-device":
+        devices = [tf.config.list_logical_devices("GPU")[0].name if tf.config.list_logical_devices("GPU") else "/device:CPU:0"]
+    else:
+        devices = list(strategy.extended.worker_devices)
     return {
         "strategy": kind,
         "class": type(strategy).__name__,
         "replicas": strategy.num_replicas_in_sync,
-        "devices": list(getattr(strategy.extended, "worker_devices", ())) or [d.name for d in tf.config.list_logical_devices()],
+        "devices": devices,
         "cluster": cluster,
         "task": {"type": resolver.task_type, "id": resolver.task_id} if cluster else None,
     }

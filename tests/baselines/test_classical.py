@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from fastmri_recon.baselines.cs_wavelet import CSWavelet, WaveletPrior, fista
-from fastmri_recon.baselines.grappa import Grappa, acs_columns, source_offsets
+from fastmri_recon.baselines.grappa import Grappa, source_offsets
+from fastmri_recon.data.masks import acs_bounds
 from fastmri_recon.baselines.operators import CartesianOperator
 from fastmri_recon.baselines.sense import Sense, conjugate_gradient
 from fastmri_recon.baselines.zero_filled import ZeroFilled
@@ -66,8 +67,8 @@ def test_grappa_recovers_noiseless_kspace():
 
 def test_grappa_helpers():
     mask = np.array([1, 0, 0, 1, 1, 1, 1, 0, 1, 0], float)
-    assert acs_columns(mask) == (3, 7)
-    assert acs_columns(np.array([1, 0, 0, 0, 0, 0, 1, 0], float)) == (4, 4)
+    assert acs_bounds(mask) == (3, 7)
+    assert acs_bounds(np.array([1, 0, 0, 0, 0, 0, 1, 0], float)) == (4, 4)
     assert source_offsets(2, np.flatnonzero(mask), max_span=4, sources=4) == (-2, 1)
     assert source_offsets(2, np.flatnonzero(mask), max_span=6, sources=4) == (-2, 1, 2, 3)
 
