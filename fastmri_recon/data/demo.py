@@ -31,9 +31,10 @@ import nibabel
 import numpy as np
 from scipy import ndimage
 
-from fastmri_recon.data.h5 import Header, Volume, atomic_path, write_volume
+from fastmri_recon.data.h5 import Header, Volume, write_volume
 from fastmri_recon.data.masks import MaskSampler, apply_mask, default_center_fraction
 from fastmri_recon.errors import ConfigError
+from fastmri_recon.files import write_text
 from fastmri_recon.ops.crop import center_crop
 from fastmri_recon.ops.fourier import np_fftc, np_ifftc
 from fastmri_recon.progress import progress_bar
@@ -292,6 +293,5 @@ def build_demo_dataset(out_dir, config=DemoConfig(), progress=True):
     for folder, names in expected_info["files"].items():  # files of an earlier, bigger build
         for stale in set(p.name for p in (out_dir / folder).glob("demo_*.h5")) - set(names):
             (out_dir / folder / stale).unlink()
-    with atomic_path(info_path) as tmp:
-        tmp.write_text(json.dumps(expected_info, indent=2) + "\n")
+    write_text(info_path, json.dumps(expected_info, indent=2) + "\n")
     return {**expected_info, "built": True}

@@ -16,8 +16,6 @@ temporary file beside the destination and rename it.
 """
 
 import dataclasses
-import os
-import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -25,6 +23,7 @@ import h5py
 import numpy as np
 
 from fastmri_recon.errors import DataError
+from fastmri_recon.files import atomic_path
 
 ISMRMRD_NS = "http://www.ismrm.org/ISMRMRD"
 TARGET_KEYS = {False: "reconstruction_esc", True: "reconstruction_rss"}
@@ -312,29 +311,6 @@ def list_volumes(directory):
     if not files:
         raise DataError(f"{directory}: no .h5 files")
     return files
-
-
-class atomic_path:
-    """Context manager giving a temporary path beside ``path``, renamed to ``path`` on success.
-
-    An exception inside the block removes the temporary file, so no half-written file is left.
-    """
-
-    def __init__(self, path):
-        self.path = Path(path)
-
-    def __enter__(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            os.replace(self.tmp, self.path)
-        else:
-            self.tmp.unlink(missing_ok=True)
 
 
 def _create(handle, key, data):

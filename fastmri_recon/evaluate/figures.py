@@ -6,7 +6,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from fastmri_recon.data.h5 import atomic_path  # noqa: E402
+from fastmri_recon.files import atomic_path  # noqa: E402
 
 
 def comparison_figure(path, target, reconstructions, title=None):

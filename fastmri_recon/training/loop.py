@@ -36,7 +36,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from fastmri_recon.data.h5 import atomic_path
+from fastmri_recon.files import write_text
 from fastmri_recon.evaluate.metrics import tf_psnr, tf_ssim
 from fastmri_recon.training.strategy import is_chief
 
@@ -253,8 +253,7 @@ class Trainer:
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-        with atomic_path(self.output_dir / METRICS_CSV) as tmp:
-            tmp.write_text(buffer.getvalue())
+        write_text(self.output_dir / METRICS_CSV, buffer.getvalue())
 
     def _previous_rows(self):
         path = self.output_dir / METRICS_CSV

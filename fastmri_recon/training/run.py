@@ -14,8 +14,9 @@ import tensorflow as tf
 
 from fastmri_recon import __version__
 from fastmri_recon.data.datasets import MulticoilConfig, SinglecoilConfig, multicoil_dataset, singlecoil_dataset
-from fastmri_recon.data.h5 import FastMRIFile, atomic_path, list_volumes
+from fastmri_recon.data.h5 import FastMRIFile, list_volumes
 from fastmri_recon.errors import ConfigError
+from fastmri_recon.files import write_text
 from fastmri_recon.models.registry import build, get_entry
 from fastmri_recon.training.config import from_dict
 from fastmri_recon.training.loop import LoopConfig, Trainer
@@ -101,8 +102,7 @@ def _check_resumable(run_dir, config):
 
 
 def _write_json(path, content):
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(content, indent=2) + "\n")
+    write_text(path, json.dumps(content, indent=2) + "\n")
 
 
 def run_training(config, dry_run=False, progress=True):

@@ -8,14 +8,12 @@ from conftest import random_volume
 from fastmri_recon.data.h5 import (
     FastMRIFile,
     Header,
-    Volume,
-    atomic_path,
     list_volumes,
     read_volume,
     write_reconstruction,
-    write_volume,
 )
 from fastmri_recon.errors import DataError
+from fastmri_recon.files import atomic_path
 
 # A header as fastMRI's knee files have it (namespace, other fields, 640 x 368 encoded, 320 x 320 recon).
 KNEE_HEADER = b"""<?xml version="1.0" encoding="utf-8"?>
