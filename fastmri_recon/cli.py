@@ -119,6 +119,25 @@ def evaluate(directory, model_name, mask_type, accelerations, center_fractions, 
         click.echo(f"results written to {', '.join(str(p) for p in written)}")
 
 
+@cli.command("models")
+@click.option("--size", default=32, show_default=True, help="In-plane size of the dummy input each model is built on.")
+def models_command(size):
+    """List the registered models and baselines with their parameter counts (Markdown table).
+
+    Each is built at its default configuration and called once on a dummy input: single-coil
+    (1, SIZE, SIZE) k-space, or multi-coil (1, 2, SIZE, SIZE) for multi-coil-only models.
+    """
+    _import_tensorflow_quietly()
+    from fastmri_recon.evaluate.tables import markdown_rows
+    from fastmri_recon.models.registry import ENTRIES, count_parameters
+
+    rows = [
+        {"name": e.name, "kind": e.kind, "parameters": f"{count_parameters(e.name, size):,}", "summary": e.summary}
+        for e in ENTRIES.values()
+    ]
+    click.echo(markdown_rows(rows))
+
+
 def main(argv=None):
     """Console-script entry point: run the group, turning bad input into one line and status 2."""
     try:

@@ -27,11 +27,11 @@ def run_main(argv, capfd):
 def test_help_lists_commands(capfd):
     status, out, _ = run_main(["--help"], capfd)
     assert status == 0
-    for command in ("demo-data", "evaluate"):
+    for command in ("demo-data", "evaluate", "models"):
         assert command in out
 
 
-@pytest.mark.parametrize("command", ["demo-data", "evaluate"])
+@pytest.mark.parametrize("command", ["demo-data", "evaluate", "models"])
 def test_command_help(capfd, command):
     status, out, _ = run_main([command, "--help"], capfd)
     assert status == 0 and "Usage: fastmri-recon" in out
@@ -44,6 +44,20 @@ def test_evaluate_prints_table_and_writes_results(demo_dir, tmp_path, capfd):
     assert status == 0, err
     assert "| zero-filled | random x4 (cf 0.08), x8 (cf 0.04) | 2 |" in out
     assert json.loads((tmp_path / "results.json").read_text())[0]["volumes"] == 2
+
+
+def test_models_lists_every_entry_with_its_parameter_count(capfd):
+    from fastmri_recon.models.registry import ENTRIES
+
+    status, out, err = run_main(["models"], capfd)
+    assert status == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "| name | kind | parameters | summary |" and len(lines) == 2 + len(ENTRIES)
+    for entry in ENTRIES.values():
+        assert f"| {entry.name} | {entry.kind} | " in out
+    assert "| zero-filled | baseline | 0 |" in out
+    assert "| xpdnet | model | 62,179,300 |" in out  # 10 x the benchmark's medium MWCNN (6,217,930)
+    assert "| e2e-varnet | model | 29,936,966 |" in out  # as fastMRI's VarNet at its defaults
 
 
 def bad_directory(kind, tmp_path, demo_dir):

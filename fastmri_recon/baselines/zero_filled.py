@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from fastmri_recon.baselines.base import Baseline
+from fastmri_recon.models.layers.coils import rss
 from fastmri_recon.ops.fourier import ifft2c
 
 
@@ -28,7 +29,5 @@ class ZeroFilled(Baseline):
 
     def call(self, inputs):
         kspace, _, _ = self.parse_inputs(inputs)
-        magnitude = tf.abs(ifft2c(kspace))
-        if kspace.shape.rank == 4:
-            magnitude = tf.sqrt(tf.reduce_sum(tf.square(magnitude), axis=1))
-        return self.output_image(magnitude)
+        image = ifft2c(kspace)
+        return self.output_image(rss(image) if kspace.shape.rank == 4 else tf.abs(image))

@@ -33,7 +33,11 @@ def table_rows(results):
 
 def markdown_table(results):
     """A Markdown table of metrics, mean (std) over volumes, one row per result."""
-    rows = table_rows(results)
+    return markdown_rows(table_rows(results))
+
+
+def markdown_rows(rows):
+    """A Markdown table of ``rows`` (dicts column -> cell text, the first one giving the columns)."""
     columns = list(rows[0])
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     lines += ["| " + " | ".join(row[c] for c in columns) + " |" for row in rows]

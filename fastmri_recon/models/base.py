@@ -8,7 +8,8 @@ Multi-coil data is recognised by its rank: k-space ``(batch, coils, H, W)`` inst
 ``(batch, H, W)``. The weights do not depend on it (image-domain CNNs act on the coil-combined
 image ``S^H F^H y``, k-space CNNs on each coil's k-space with shared weights), so one model serves
 both. Networks with ``needs_smaps = True`` require the sensitivity maps with multi-coil k-space;
-single-coil inputs ignore any maps given.
+single-coil inputs ignore any maps given. Networks with ``multicoil_only = True`` (those that
+estimate their own maps, such as E2E-VarNet) refuse single-coil k-space.
 
 The input k-space is masked by the model (``M y``), so fully-sampled k-space with a mask is valid
 input. The networks are not scale-equivariant (biases, activations): as in the benchmark, which
@@ -36,6 +37,7 @@ class ReconstructionModel(keras.Model):
     """
 
     needs_smaps = True
+    multicoil_only = False
 
     def __init__(self, crop_size=None, **kwargs):
         super().__init__(**kwargs)
@@ -54,8 +56,8 @@ class ReconstructionModel(keras.Model):
             (float32) and the maps (None for single-coil data).
 
         Raises:
-            DataError: for k-space of another rank or dtype, or multi-coil k-space without maps when
-                the network needs them.
+            DataError: for k-space of another rank or dtype, single-coil k-space to a multi-coil
+                network, or multi-coil k-space without maps when the network needs them.
         """
         kspace, mask = inputs[0], inputs[1]
         smaps = inputs[2] if len(inputs) > 2 else None
@@ -64,6 +66,11 @@ class ReconstructionModel(keras.Model):
             raise DataError(
                 f"{name}: k-space must be complex64 (batch, H, W) or (batch, coils, H, W), "
                 f"got {kspace.dtype.name} of shape {tuple(kspace.shape)}"
+            )
+        if kspace.shape.rank == 3 and self.multicoil_only:
+            raise DataError(
+                f"{name}: multi-coil only: k-space must be complex64 (batch, coils, H, W), "
+                f"got single-coil shape {tuple(kspace.shape)}"
             )
         if kspace.shape.rank == 3:
             smaps = None

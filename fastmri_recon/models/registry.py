@@ -1,9 +1,11 @@
 """The registry: every reconstruction model and baseline the commands know, by name.
 
 Each entry maps a name (as typed on the command line) to the ``keras.Model`` subclass that
-implements it and its kind (``model``: learned, ``baseline``: classical). Every entry is built as
-``cls(crop_size=..., **config)`` and called as ``model((kspace, mask[, smaps]))``, so one
-evaluation loop serves models and baselines alike. Classes are imported on first use.
+implements it, its kind (``model``: learned, ``baseline``: classical) and the constructor arguments
+that make it a preset of its class (``xpdnet-didn`` is `XPDNet` with ``image_net="didn"``). Every
+entry is built as ``cls(crop_size=..., **{**defaults, **config})`` and called as
+``model((kspace, mask[, smaps]))``, so one evaluation loop serves models and baselines alike.
+Classes are imported on first use.
 
 Single- or multi-coil is not part of an entry: every model reads it from the rank of the k-space
 it is called with, and a class whose ``needs_smaps`` is true needs the coil sensitivity maps with
@@ -26,12 +28,14 @@ class Entry:
         kind: ``"model"`` or ``"baseline"``.
         target: ``"module:Class"`` of the implementation.
         summary: a one-line description.
+        defaults: constructor arguments of the preset (empty: the class's defaults).
     """
 
     name: str
     kind: str
     target: str
     summary: str
+    defaults: dict = dataclasses.field(default_factory=dict, hash=False)
 
     def load_class(self):
         """Import and return the implementing class."""
@@ -90,6 +94,32 @@ ENTRIES = {
             "fastmri_recon.models.pdnet:PDNet",
             "learned primal-dual: 10 unrolled iterations of image and k-space CNNs (32 filters)",
         ),
+        Entry(
+            "xpdnet",
+            "model",
+            "fastmri_recon.models.xpdnet:XPDNet",
+            "XPDNet: 10 unrolled primal-only iterations, 5 image buffers, medium MWCNN denoiser",
+        ),
+        Entry(
+            "xpdnet-didn",
+            "model",
+            "fastmri_recon.models.xpdnet:XPDNet",
+            "XPDNet with a medium DIDN denoiser (64 filters, 2 down-up blocks)",
+            {"image_net": "didn"},
+        ),
+        Entry(
+            "xpdnet-unet",
+            "model",
+            "fastmri_recon.models.xpdnet:XPDNet",
+            "XPDNet with a medium U-net denoiser (4 levels, 16-128 filters)",
+            {"image_net": "unet"},
+        ),
+        Entry(
+            "e2e-varnet",
+            "model",
+            "fastmri_recon.models.varnet:E2EVarNet",
+            "E2E-VarNet (fastMRI): 12 cascades of U-nets (18 channels, 4 pools), map estimation; multi-coil",
+        ),
     )
 }
 
@@ -113,9 +143,36 @@ def build(name, crop_size=None, **config):
     Args:
         name: a registered name.
         crop_size: in-plane output size ``(h, w)`` or None.
-        **config: constructor arguments overriding the defaults.
+        **config: constructor arguments overriding the entry's and the class's defaults.
 
     Returns:
         keras.Model.
     """
-    return get_entry(name).load_class()(crop_size=crop_size, **config)
+    entry = get_entry(name)
+    return entry.load_class()(crop_size=crop_size, **{**entry.defaults, **config})
+
+
+def count_parameters(name, size=32):
+    """Number of weights of the registered ``name`` at its default configuration (0 for baselines).
+
+    The model is called once on a dummy input, so that it is built exactly as in use: zero
+    single-coil k-space ``(1, size, size)`` with a full mask, or for multi-coil-only classes zero
+    multi-coil k-space ``(1, 2, size, size)`` (with uniform maps if the class needs them).
+
+    Args:
+        name: a registered name.
+        size: in-plane size of the dummy input.
+
+    Returns:
+        int.
+    """
+    import numpy as np
+
+    model = build(name)
+    multicoil = model.multicoil_only
+    shape = (1, 2, size, size) if multicoil else (1, size, size)
+    inputs = (np.zeros(shape, np.complex64), np.ones((1, size), np.float32))
+    if multicoil and model.needs_smaps:
+        inputs += (np.full(shape, 2**-0.5, np.complex64),)
+    model(inputs)
+    return model.count_params()

@@ -10,6 +10,7 @@ import keras
 import tensorflow as tf
 
 from fastmri_recon.models.base import ReconstructionModel
+from fastmri_recon.models.layers.coils import rss
 from fastmri_recon.models.layers.unet import UNet
 from fastmri_recon.ops.fourier import ifft2c
 
@@ -51,9 +52,8 @@ class UNetPostProcessing(ReconstructionModel):
 
     def call(self, inputs):
         measured, _, _ = self.parse_inputs(inputs)
-        magnitude = tf.abs(ifft2c(measured))
-        if measured.shape.rank == 4:
-            magnitude = tf.sqrt(tf.reduce_sum(tf.square(magnitude), axis=1))
+        zero_filled = ifft2c(measured)
+        magnitude = rss(zero_filled) if measured.shape.rank == 4 else tf.abs(zero_filled)
         image = self.output_image(magnitude)[..., None]
         correction = tf.cast(self.unet(image), tf.float32)
         return (image + correction if self.residual else correction)[..., 0]

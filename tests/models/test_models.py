@@ -6,24 +6,54 @@ import pytest
 import tensorflow as tf
 
 from fastmri_recon.errors import DataError
-from fastmri_recon.models.registry import ENTRIES, build
+from fastmri_recon.models.registry import ENTRIES, build, get_entry
+from fastmri_recon.models.varnet import E2EVarNet
 from fastmri_recon.ops.crop import center_crop
 from fastmri_recon.ops.encoding import adjoint_op
 from fastmri_recon.ops.fourier import np_fftc, np_ifftc
 
 BATCH, COILS, HEIGHT, WIDTH = 2, 3, 32, 16
 CROP = (16, 8)
-TINY = {
-    "unet": dict(filters=(4, 8, 8), n_convs=1),
-    "cascade-net": dict(n_cascades=2, n_convs=2, n_filters=4),
-    "kiki-net": dict(n_iter=2, n_convs=2, n_filters=4),
-    "pdnet": dict(n_iter=2, n_primal=2, n_dual=2, n_filters=4),
+TINY_MWCNN = dict(filters=(4, 8), n_convs=1, first_filters=4, n_first_convs=1)
+TINY_XPDNET = dict(n_iter=2, n_primal=2, image_net_params=TINY_MWCNN)
+# test case -> (registry name, tiny configuration)
+CASES = {
+    "unet": ("unet", dict(filters=(4, 8, 8), n_convs=1)),
+    "cascade-net": ("cascade-net", dict(n_cascades=2, n_convs=2, n_filters=4)),
+    "kiki-net": ("kiki-net", dict(n_iter=2, n_convs=2, n_filters=4)),
+    "pdnet": ("pdnet", dict(n_iter=2, n_primal=2, n_dual=2, n_filters=4)),
+    "xpdnet-mwcnn": ("xpdnet", TINY_XPDNET),
+    "xpdnet-didn": ("xpdnet-didn", {**TINY_XPDNET, "image_net_params": dict(filters=4, n_dubs=1, n_scales=2)}),
+    "xpdnet-unet": ("xpdnet-unet", {**TINY_XPDNET, "image_net_params": dict(filters=(4, 8), n_convs=1)}),
+    "xpdnet-kspace-refine": (
+        "xpdnet",
+        {**TINY_XPDNET, "primal_only": False, "refine_smaps": True, "kspace_net_params": dict(n_convs=1, n_filters=4)},
+    ),
+    "e2e-varnet": ("e2e-varnet", dict(n_cascades=2, chans=4, pools=2, sens_chans=2, sens_pools=1)),
 }
 USES_DC = ["cascade-net", "kiki-net"]
 
 
-def tiny_model(name, **overrides):
-    return build(name, **{"crop_size": CROP, **TINY[name], **overrides})
+def tiny_model(case, **overrides):
+    name, config = CASES[case]
+    return build(name, **{"crop_size": CROP, **config, **overrides})
+
+
+def multicoil_only(case):
+    return get_entry(CASES[case][0]).load_class().multicoil_only
+
+
+def idle_weights(model, multicoil):
+    """Paths of the weights that get no (or a zero) gradient by construction."""
+    idle = set()
+    if not multicoil and getattr(model, "refine_smaps", False):  # no maps to refine
+        idle |= {weight.path for weight in model.smaps_refiner.weights}
+    if isinstance(model, E2EVarNet):  # k = y at the first cascade: its M (k - y) term is 0
+        idle.add(model.dcs[0].weight.path)
+    return idle
+
+
+ACQUISITIONS = [(case, mc) for case in CASES for mc in (False, True) if mc or not multicoil_only(case)]
 
 
 def smooth_images(batch, seed):
@@ -55,20 +85,26 @@ def relative_error(model, inputs, target):
     return tf.reduce_sum((model(inputs) - target) ** 2) / tf.reduce_sum(target**2)
 
 
-@pytest.mark.parametrize("name", TINY)
-@pytest.mark.parametrize("multicoil", [False, True])
-def test_forward_shape_and_dtype(name, multicoil):
+@pytest.mark.parametrize("case, multicoil", ACQUISITIONS)
+def test_forward_shape_and_dtype(case, multicoil):
     inputs, _ = example(multicoil)
-    out = tiny_model(name)(inputs)
+    out = tiny_model(case)(inputs)
     assert out.shape == (BATCH, *CROP) and out.dtype == tf.float32
     assert np.isfinite(out.numpy()).all()
-    assert tiny_model(name, crop_size=None)(inputs).shape == (BATCH, HEIGHT, WIDTH)
+    assert tiny_model(case, crop_size=None)(inputs).shape == (BATCH, HEIGHT, WIDTH)
 
 
-@pytest.mark.parametrize("name", TINY)
-def test_multicoil_without_smaps(name):
+@pytest.mark.parametrize("case", [case for case in CASES if multicoil_only(case)])
+def test_multicoil_only_refuses_singlecoil(case):
+    inputs, _ = example(False)
+    with pytest.raises(DataError, match="multi-coil only"):
+        tiny_model(case)(inputs)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_multicoil_without_smaps(case):
     (kspace, mask, _), _ = example(True)
-    model = tiny_model(name)
+    model = tiny_model(case)
     if model.needs_smaps:
         with pytest.raises(DataError, match="sensitivity maps"):
             model((kspace, mask))
@@ -76,42 +112,46 @@ def test_multicoil_without_smaps(name):
         assert model((kspace, mask)).shape == (BATCH, *CROP)
 
 
-@pytest.mark.parametrize("name", TINY)
-@pytest.mark.parametrize("multicoil", [False, True])
-def test_gradients_reach_every_weight(name, multicoil):
-    config = {"data_consistency": "learned"} if name in USES_DC else {}
-    model = tiny_model(name, **config)
+@pytest.mark.parametrize("case, multicoil", ACQUISITIONS)
+def test_gradients_reach_every_weight(case, multicoil):
+    config = {"data_consistency": "learned"} if case in USES_DC else {}
+    model = tiny_model(case, **config)
     inputs, target = example(multicoil)
     with tf.GradientTape() as tape:
         loss = relative_error(model, inputs, target)
     grads = tape.gradient(loss, model.trainable_weights)
     assert len(grads) == len(model.weights) > 0
+    idle = idle_weights(model, multicoil)
     for weight, grad in zip(model.trainable_weights, grads):
+        if weight.path in idle:
+            assert grad is None or not np.any(grad.numpy()), weight.path
+            continue
         assert grad is not None, weight.path
         assert np.isfinite(grad.numpy()).all() and np.any(grad.numpy() != 0), weight.path
 
 
-@pytest.mark.parametrize("name", TINY)
-def test_keras_and_weights_round_trip(name, tmp_path):
+@pytest.mark.parametrize("case", CASES)
+def test_keras_and_weights_round_trip(case, tmp_path):
     inputs, _ = example(True)
-    model = tiny_model(name)
+    model = tiny_model(case)
     expected = model(inputs).numpy()
     model.save(tmp_path / "model.keras")
     reloaded = keras.models.load_model(tmp_path / "model.keras")
     assert type(reloaded) is type(model) and reloaded.get_config() == model.get_config()
     np.testing.assert_array_equal(reloaded(inputs).numpy(), expected)
     model.save_weights(tmp_path / "model.weights.h5")
-    fresh = tiny_model(name)
+    fresh = tiny_model(case)
     fresh(inputs)
     fresh.load_weights(tmp_path / "model.weights.h5")
     np.testing.assert_array_equal(fresh(inputs).numpy(), expected)
 
 
-@pytest.mark.parametrize("name", TINY)
-def test_overfits_one_example(name):
+@pytest.mark.parametrize("case", CASES)
+def test_overfits_one_example(case):
     keras.utils.set_random_seed(0)
-    model = tiny_model(name)
-    inputs, target = example(False, batch=1)
+    model = tiny_model(case)
+    multicoil = multicoil_only(case) or model.get_config().get("refine_smaps", False)  # maps networks train too
+    inputs, target = example(multicoil, batch=1)
     optimizer = keras.optimizers.Adam(3e-3)
 
     @tf.function
@@ -124,7 +164,9 @@ def test_overfits_one_example(name):
     initial = float(relative_error(model, inputs, target))
     for _ in range(50):
         step()
-    assert float(relative_error(model, inputs, target)) < 0.3 * initial
+    final = float(relative_error(model, inputs, target))
+    print(f"{case}: relative error {initial:.4f} -> {final:.4f}")
+    assert final < 0.3 * initial
 
 
 @pytest.mark.parametrize("name", USES_DC)
@@ -139,18 +181,19 @@ def test_fully_sampled_replacement_returns_the_data(name, multicoil):
 
 def test_registry_builds_every_model():
     names = {entry.name for entry in ENTRIES.values() if entry.kind == "model"}
-    assert names >= set(TINY)
-    inputs, _ = example(False)
-    for name in TINY:
-        model = build(name, crop_size=CROP, **TINY[name])
+    assert names == {name for name, _ in CASES.values()}
+    for case, (name, config) in CASES.items():
+        inputs, _ = example(multicoil_only(case))
+        model = build(name, crop_size=CROP, **config)
         assert model.crop_size == CROP and model(inputs).shape == (BATCH, *CROP)
+    assert build("xpdnet-didn").image_net == "didn" and build("xpdnet-didn", image_net="unet").image_net == "unet"
 
 
-@pytest.mark.parametrize("name", TINY)
-def test_mixed_precision(name):
+@pytest.mark.parametrize("case", CASES)
+def test_mixed_precision(case):
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        model = tiny_model(name)
+        model = tiny_model(case)
         inputs, _ = example(True)
         out = model(inputs)
     finally:
@@ -158,10 +201,10 @@ def test_mixed_precision(name):
     assert out.dtype == tf.float32 and np.isfinite(out.numpy()).all()
 
 
-@pytest.mark.parametrize("name", TINY)
-def test_unknown_shapes_in_tf_function(name):
+@pytest.mark.parametrize("case", CASES)
+def test_unknown_shapes_in_tf_function(case):
     inputs, _ = example(True)
-    model = tiny_model(name)
+    model = tiny_model(case)
     signature = (
         tf.TensorSpec([None, None, None, None], tf.complex64),
         tf.TensorSpec([None, None]),
@@ -169,3 +212,23 @@ def test_unknown_shapes_in_tf_function(name):
     )
     function = tf.function(lambda *args: model(args), input_signature=signature)
     np.testing.assert_allclose(function(*inputs).numpy(), model(inputs).numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("multicoil", [False, True])
+def test_xpdnet_starts_from_the_adjoint(multicoil):
+    """With no iteration, XPDNet returns its initial image |A^H y|; each iteration has its networks."""
+    inputs, _ = example(multicoil)
+    smaps = inputs[2] if multicoil else None
+    expected = np.abs(adjoint_op(inputs[0], inputs[1], smaps).numpy())
+    out = tiny_model("xpdnet-mwcnn", n_iter=0, crop_size=None)(inputs).numpy()
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+    model = tiny_model("xpdnet-kspace-refine", n_iter=3)
+    assert len(model.image_nets) == len(model.kspace_nets) == 3
+
+
+def test_varnet_estimates_normalized_maps():
+    (kspace, mask, _), _ = example(True)
+    model = tiny_model("e2e-varnet")
+    smaps = model.estimate_smaps(tf.constant(kspace), tf.constant(mask))
+    assert smaps.shape == kspace.shape and smaps.dtype == tf.complex64
+    np.testing.assert_allclose(np.sum(np.abs(smaps.numpy()) ** 2, axis=1), 1.0, rtol=1e-4)

@@ -1,16 +1,19 @@
 """Convolution blocks: the per-domain CNNs of the unrolled networks and the U-net's levels.
 
-`ConvBlock` is ``n_convs`` 'same'-padded convolutions of ``n_filters`` channels, each followed by the
-activation. `ComplexConvStack` puts a `ConvBlock` and a linear output convolution between a split of
-complex feature maps into real channels (`complex.to_channels`) and their recombination: the image
-CNN of Cascade-net, the K- and I-nets of KIKI-net and the primal / dual CNNs of PD-net are all
-instances.
+`ConvBlock` is ``n_convs`` 'same'-padded convolutions of ``n_filters`` channels, each followed by an
+optional normalisation and the activation. `ComplexConvStack` puts a `ConvBlock` and a linear output
+convolution between a split of complex feature maps into real channels (`complex.to_channels`) and
+their recombination: the image CNN of Cascade-net, the K- and I-nets of KIKI-net and the primal /
+dual CNNs of PD-net are all instances.
 """
 
 import keras
 import tensorflow as tf
 
+from fastmri_recon.errors import ConfigError
 from fastmri_recon.models.layers.complex import from_channels, to_channels
+
+NORMALIZATIONS = (None, "instance")
 
 
 def get_activation(name):
@@ -18,7 +21,8 @@ def get_activation(name):
 
     Args:
         name: ``"lrelu"`` (leaky ReLU of slope 0.1, as in the benchmark's KIKI-net) or any Keras
-            activation name (``"relu"``, ``"linear"``, ...).
+            activation name (``"relu"``, ``"leaky_relu"`` (slope 0.2, as fastMRI's U-net),
+            ``"linear"``, ...).
 
     Returns:
         callable on tensors.
@@ -28,15 +32,76 @@ def get_activation(name):
     return keras.activations.get(name)
 
 
+def make_activation(name):
+    """A weightless activation layer, or a PReLU layer (one slope per channel) for ``"prelu"``.
+
+    Args:
+        name: ``"prelu"`` or a name accepted by `get_activation`.
+
+    Returns:
+        keras.layers.Layer.
+    """
+    if name == "prelu":
+        return keras.layers.PReLU(shared_axes=[1, 2])
+    return keras.layers.Activation(get_activation(name))
+
+
+def make_normalization(name):
+    """The normalisation layer called ``name``, or None.
+
+    Args:
+        name: None (no normalisation) or ``"instance"``: per example and channel over the image,
+            without learned scale or offset (PyTorch's ``InstanceNorm2d`` defaults, epsilon 1e-5).
+
+    Returns:
+        keras.layers.Layer or None.
+
+    Raises:
+        ConfigError: for an unknown name.
+    """
+    if name not in NORMALIZATIONS:
+        raise ConfigError(f"normalization must be None or 'instance', got {name!r}")
+    if name is None:
+        return None
+    return keras.layers.GroupNormalization(groups=-1, center=False, scale=False, epsilon=1e-5)
+
+
+def build_unit(layers, input_shape, channels):
+    """Build a convolution (or any first layer) and the normalisation / activation after it.
+
+    Args:
+        layers: ``(conv, norm, activation)``; ``norm`` may be None.
+        input_shape: the convolution's input shape ``(batch, H, W, C_in)``.
+        channels: the convolution's output channels.
+    """
+    conv, norm, activation = layers
+    conv.build(input_shape)
+    for layer in (norm, activation):
+        if layer is not None:
+            layer.build((None, None, None, channels))
+
+
+def apply_unit(layers, x):
+    """Apply ``(conv, norm, activation)`` (see `build_unit`) to ``x``."""
+    conv, norm, activation = layers
+    x = conv(x)
+    if norm is not None:
+        x = norm(x)
+    return activation(x)
+
+
 @keras.saving.register_keras_serializable(package="fastmri_recon")
 class ConvBlock(keras.layers.Layer):
-    """``n_convs`` 'same'-padded convolutions of ``n_filters`` channels, each with the activation.
+    """``n_convs`` 'same'-padded convolutions of ``n_filters`` channels, each followed by an optional
+    normalisation and the activation.
 
     Args:
         n_convs: number of convolutions.
         n_filters: output channels of each convolution.
         kernel_size: kernel size.
-        activation: activation name (see `get_activation`).
+        activation: activation name (see `make_activation`: ``"prelu"`` or a `get_activation` name).
+        use_bias: whether the convolutions have biases.
+        normalization: None or ``"instance"`` (see `make_normalization`).
 
     Call args:
         x: float ``(batch, H, W, C_in)``.
@@ -46,27 +111,37 @@ class ConvBlock(keras.layers.Layer):
         ``mixed_float16``); ``x`` itself when ``n_convs`` is 0.
     """
 
-    def __init__(self, n_convs, n_filters, kernel_size=3, activation="relu", **kwargs):
+    def __init__(
+        self, n_convs, n_filters, kernel_size=3, activation="relu", use_bias=True, normalization=None, **kwargs
+    ):
         super().__init__(**kwargs)
         self.n_convs = n_convs
         self.n_filters = n_filters
         self.kernel_size = kernel_size
         self.activation = activation
+        self.use_bias = use_bias
+        self.normalization = normalization
         self.convs = [
-            keras.layers.Conv2D(n_filters, kernel_size, padding="same", activation=get_activation(activation))
-            for _ in range(n_convs)
+            keras.layers.Conv2D(n_filters, kernel_size, padding="same", use_bias=use_bias) for _ in range(n_convs)
         ]
+        make_normalization(normalization)  # validates the name
+        self.norms = [] if normalization is None else [make_normalization(normalization) for _ in range(n_convs)]
+        self.activations = [make_activation(activation) for _ in range(n_convs)]
+
+    def _units(self):
+        norms = self.norms or [None] * self.n_convs
+        return zip(self.convs, norms, self.activations)
 
     def build(self, input_shape):
         """Create the weights for ``input_shape = (batch, H, W, C_in)`` (only ``C_in`` matters)."""
         channels = input_shape[-1]
-        for conv in self.convs:
-            conv.build((None, None, None, channels))
+        for unit in self._units():
+            build_unit(unit, (None, None, None, channels), self.n_filters)
             channels = self.n_filters
 
     def call(self, x):
-        for conv in self.convs:
-            x = conv(x)
+        for unit in self._units():
+            x = apply_unit(unit, x)
         return x
 
     def get_config(self):
@@ -76,6 +151,8 @@ class ConvBlock(keras.layers.Layer):
             "n_filters": self.n_filters,
             "kernel_size": self.kernel_size,
             "activation": self.activation,
+            "use_bias": self.use_bias,
+            "normalization": self.normalization,
         }
 
 

@@ -1,16 +1,23 @@
 """The U-net (Ronneberger et al. 2015) as a layer on real channels, with padding for the poolings.
 
-Each level is a `ConvBlock`; going down, 2x2 max pooling; going up, nearest 2x upsampling, a 2x2
-"up-convolution" to the level's filters (with the activation), concatenation with the skip
-connection and the level's `ConvBlock`; a final linear 1x1 convolution gives the output channels.
-Inputs whose size is not divisible by ``2 ** (levels - 1)`` are zero-padded at the bottom / right
-and the output is cropped back.
+Each level is a `ConvBlock`; going down, 2x2 pooling (max, or average as fastMRI's U-net); going up,
+an up-convolution to the level's filters followed by the normalisation and the activation (nearest
+2x upsampling then a 2x2 convolution, as the benchmark's U-net, or a 2x2 transposed convolution of
+stride 2, as fastMRI's), concatenation with the skip connection and the level's `ConvBlock`; a final
+linear 1x1 convolution gives the output channels. Inputs whose size is not divisible by the pooling
+factor ``2 ** (levels - 1)`` are zero-padded at the bottom / right and the output is cropped back.
+
+fastMRI's ``Unet(in_chans, out_chans, chans, num_pool_layers)`` (as used by E2E-VarNet) is
+``UNet(filters=[chans * 2**i for i in range(num_pool_layers + 1)], activation="leaky_relu",
+use_bias=False, normalization="instance", pooling="average", upsampling="transpose")``, with the same
+parameter count.
 """
 
 import keras
 import tensorflow as tf
 
-from fastmri_recon.models.layers.conv import ConvBlock, get_activation
+from fastmri_recon.errors import ConfigError
+from fastmri_recon.models.layers.conv import ConvBlock, apply_unit, build_unit, make_activation, make_normalization
 
 
 @keras.saving.register_keras_serializable(package="fastmri_recon")
@@ -22,30 +29,73 @@ class UNet(keras.layers.Layer):
         n_convs: convolutions per level (on each side).
         out_channels: output channels.
         kernel_size: kernel size of the level convolutions.
-        activation: activation name (see `conv.get_activation`).
+        activation: activation name (see `conv.make_activation`).
+        use_bias: whether the level convolutions and up-convolutions have biases (the output
+            convolution always has one).
+        normalization: None or ``"instance"``, after each level convolution and up-convolution.
+        pooling: ``"max"`` or ``"average"``.
+        upsampling: ``"nearest"`` (upsampling then 2x2 convolution) or ``"transpose"`` (2x2
+            transposed convolution of stride 2).
 
     Call args:
         x: float ``(batch, H, W, C_in)``, any ``H`` and ``W``.
 
     Returns:
         ``(batch, H, W, out_channels)`` in the layer's compute dtype.
+
+    Raises:
+        ConfigError: for an unknown pooling, upsampling or normalisation.
     """
 
     def __init__(
-        self, filters=(16, 32, 64, 128), n_convs=2, out_channels=1, kernel_size=3, activation="relu", **kwargs
+        self,
+        filters=(16, 32, 64, 128),
+        n_convs=2,
+        out_channels=1,
+        kernel_size=3,
+        activation="relu",
+        use_bias=True,
+        normalization=None,
+        pooling="max",
+        upsampling="nearest",
+        **kwargs,
     ):
         super().__init__(**kwargs)
+        if pooling not in ("max", "average") or upsampling not in ("nearest", "transpose"):
+            raise ConfigError(
+                f"U-net pooling must be 'max' or 'average' and upsampling 'nearest' or 'transpose', "
+                f"got {pooling!r} and {upsampling!r}"
+            )
         self.filters = tuple(int(f) for f in filters)
         self.n_convs = n_convs
         self.out_channels = out_channels
         self.kernel_size = kernel_size
         self.activation = activation
-        self.encoder = [ConvBlock(n_convs, f, kernel_size, activation) for f in self.filters]
-        self.upconvs = [
-            keras.layers.Conv2D(f, 2, padding="same", activation=get_activation(activation)) for f in self.filters[:-1]
-        ]
-        self.decoder = [ConvBlock(n_convs, f, kernel_size, activation) for f in self.filters[:-1]]
+        self.use_bias = use_bias
+        self.normalization = normalization
+        self.pooling = pooling
+        self.upsampling = upsampling
+        options = dict(activation=activation, use_bias=use_bias, normalization=normalization)
+        self.encoder = [ConvBlock(n_convs, f, kernel_size, **options) for f in self.filters]
+        self.upconvs = [self._upconv(f) for f in self.filters[:-1]]
+        self.up_norms = [make_normalization(normalization) for _ in self.filters[:-1]] if normalization else []
+        self.up_activations = [make_activation(activation) for _ in self.filters[:-1]]
+        self.decoder = [ConvBlock(n_convs, f, kernel_size, **options) for f in self.filters[:-1]]
         self.output_conv = keras.layers.Conv2D(out_channels, 1, padding="same")
+
+    def _upconv(self, filters):
+        if self.upsampling == "transpose":
+            return keras.layers.Conv2DTranspose(filters, 2, strides=2, use_bias=self.use_bias)
+        return keras.layers.Conv2D(filters, 2, padding="same", use_bias=self.use_bias)
+
+    @property
+    def pooling_factor(self):
+        """The total down-sampling factor ``2 ** (levels - 1)``: input sizes are padded to multiples of it."""
+        return 2 ** (len(self.filters) - 1)
+
+    def _up_units(self):
+        norms = self.up_norms or [None] * len(self.upconvs)
+        return list(zip(self.upconvs, norms, self.up_activations))
 
     def build(self, input_shape):
         """Create the weights for ``input_shape = (batch, H, W, C_in)`` (only ``C_in`` matters)."""
@@ -53,25 +103,27 @@ class UNet(keras.layers.Layer):
         for block in self.encoder:
             block.build((None, None, None, channels))
             channels = block.n_filters
-        for upconv, block in zip(reversed(self.upconvs), reversed(self.decoder)):
-            upconv.build((None, None, None, channels))
-            block.build((None, None, None, 2 * upconv.filters))
+        for unit, block in zip(reversed(self._up_units()), reversed(self.decoder)):
+            build_unit(unit, (None, None, None, channels), block.n_filters)
+            block.build((None, None, None, 2 * block.n_filters))
             channels = block.n_filters
         self.output_conv.build((None, None, None, channels))
 
     def call(self, x):
         height, width = tf.shape(x)[1], tf.shape(x)[2]
-        multiple = 2 ** (len(self.filters) - 1)
+        multiple = self.pooling_factor
         x = tf.pad(x, [[0, 0], [0, -height % multiple], [0, -width % multiple], [0, 0]])
+        pool = tf.nn.max_pool2d if self.pooling == "max" else tf.nn.avg_pool2d
         skips = []
         for block in self.encoder[:-1]:
             x = block(x)
             skips.append(x)
-            x = tf.nn.max_pool2d(x, 2, 2, "VALID")
+            x = pool(x, 2, 2, "VALID")
         x = self.encoder[-1](x)
-        for upconv, block, skip in zip(reversed(self.upconvs), reversed(self.decoder), reversed(skips)):
-            x = upconv(tf.repeat(tf.repeat(x, 2, axis=1), 2, axis=2))
-            x = block(tf.concat([skip, x], axis=-1))
+        for unit, block, skip in zip(reversed(self._up_units()), reversed(self.decoder), reversed(skips)):
+            if self.upsampling == "nearest":
+                x = tf.repeat(tf.repeat(x, 2, axis=1), 2, axis=2)
+            x = block(tf.concat([skip, apply_unit(unit, x)], axis=-1))
         return self.output_conv(x)[:, :height, :width]
 
     def get_config(self):
@@ -82,4 +134,8 @@ class UNet(keras.layers.Layer):
             "out_channels": self.out_channels,
             "kernel_size": self.kernel_size,
             "activation": self.activation,
+            "use_bias": self.use_bias,
+            "normalization": self.normalization,
+            "pooling": self.pooling,
+            "upsampling": self.upsampling,
         }

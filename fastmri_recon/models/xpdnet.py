@@ -1,0 +1,144 @@
+"""XPDNet (Ramzi, Ciuciu and Starck 2021, "XPDNet for MRI reconstruction: an application to the 2020
+fastMRI challenge"): learned primal-dual (`pdnet.PDNet`) with a multiscale image denoiser.
+
+The primal buffer holds ``n_primal`` complex images, all starting at ``A^H y``. Each of the ``n_iter``
+unrolled iterations computes the measurements residual ``r = A x - y`` of the current image
+``x = primal[0]`` and updates the primal buffer with the iteration's denoiser of
+``[primal, A^H r]`` (``A^H r`` is the gradient of the data-consistency term ``||A x - y||^2 / 2``),
+residually: ``primal <- primal + D([primal, A^H r])``. The output is ``|primal[0]|``.
+
+- ``primal_only=True`` (the paper's XPDNet) has no k-space network: the dual step is the residual.
+  ``primal_only=False`` adds one k-space CNN per iteration (`layers.conv.ComplexConvStack`, applied
+  to each coil's k-space with shared weights) that corrects the residual:
+  ``r <- r + K([r, A x, y])``.
+- The denoiser ``D`` is an MWCNN, a DIDN or a U-net of a small / medium / big size
+  (`layers.denoisers`), wrapped to act on complex images of any size
+  (`layers.multiscale.ComplexDenoiser`).
+- ``refine_smaps=True`` (multi-coil) first refines the given sensitivity maps with a small residual
+  U-net (3 levels of 4, 8, 16 filters, 2 convolutions each, leaky ReLU) applied to each coil's map,
+  and renormalises them by their root-sum-of-squares over coils.
+
+Defaults: 10 iterations and 5 primal buffers, as the paper's denoiser study, with the medium MWCNN
+(62.2 M parameters; the benchmark's training script defaulted to the big one, ``image_net_size="big"``,
+249 M). The brain challenge model unrolled 20 iterations (``n_iter=20``).
+"""
+
+import keras
+import tensorflow as tf
+
+from fastmri_recon.models.base import ReconstructionModel
+from fastmri_recon.models.layers.coils import apply_per_coil, normalize_by_rss
+from fastmri_recon.models.layers.conv import ComplexConvStack
+from fastmri_recon.models.layers.denoisers import build_denoiser
+from fastmri_recon.models.layers.multiscale import ComplexDenoiser
+from fastmri_recon.models.layers.unet import UNet
+from fastmri_recon.ops.encoding import adjoint_op, forward_op
+
+KSPACE_NET_DEFAULTS = dict(n_convs=2, n_filters=32, activation="relu")
+SMAPS_REFINER = dict(filters=(4, 8, 16), n_convs=2, activation="lrelu")
+
+
+def _frozen(params):
+    """A copy of ``params`` with lists as tuples (configs compare equal after a JSON round trip)."""
+    return {key: tuple(value) if isinstance(value, list) else value for key, value in (params or {}).items()}
+
+
+@keras.saving.register_keras_serializable(package="fastmri_recon")
+class XPDNet(ReconstructionModel):
+    """Unrolled primal(-dual) network with a multiscale image denoiser and ``A = M F S``.
+
+    Args:
+        n_iter: number of unrolled iterations (each with its own networks).
+        n_primal: complex images in the primal buffer.
+        image_net: the denoiser, ``"mwcnn"``, ``"didn"`` or ``"unet"``.
+        image_net_size: ``"small"``, ``"medium"`` or ``"big"`` (see `layers.denoisers`).
+        image_net_params: denoiser constructor arguments replacing the size's, or None.
+        primal_only: no k-space network (the dual step is the measurements residual).
+        kspace_net_params: `ComplexConvStack` arguments of the k-space networks (``n_convs``,
+            ``n_filters``, ``activation``, ...; defaults 2, 32, ``"relu"``), used when
+            ``primal_only`` is False.
+        refine_smaps: refine multi-coil sensitivity maps with a per-coil U-net.
+        crop_size: in-plane output size ``(h, w)``, or None.
+
+    Call args:
+        inputs: ``(kspace, mask)`` or ``(kspace, mask, smaps)`` (see `ReconstructionModel`); smaps
+            are required with multi-coil k-space.
+
+    Returns:
+        float32 ``(batch, h, w)`` magnitude images.
+
+    Raises:
+        ConfigError: for an unknown denoiser or size.
+    """
+
+    def __init__(
+        self,
+        n_iter=10,
+        n_primal=5,
+        image_net="mwcnn",
+        image_net_size="medium",
+        image_net_params=None,
+        primal_only=True,
+        kspace_net_params=None,
+        refine_smaps=False,
+        crop_size=None,
+        **kwargs,
+    ):
+        super().__init__(crop_size=crop_size, **kwargs)
+        self.n_iter = n_iter
+        self.n_primal = n_primal
+        self.image_net = image_net
+        self.image_net_size = image_net_size
+        self.image_net_params = _frozen(image_net_params)
+        self.primal_only = primal_only
+        self.kspace_net_params = _frozen(kspace_net_params)
+        self.refine_smaps = refine_smaps
+
+        def denoiser():
+            network = build_denoiser(image_net, image_net_size, 2 * n_primal, **self.image_net_params)
+            return ComplexDenoiser(network, residual=True)
+
+        self.image_nets = [denoiser() for _ in range(n_iter)]
+        kspace_params = {**KSPACE_NET_DEFAULTS, **self.kspace_net_params, "out_channels": 1}
+        self.kspace_nets = [] if primal_only else [ComplexConvStack(**kspace_params) for _ in range(n_iter)]
+        if refine_smaps:
+            refiner = UNet(out_channels=2, **SMAPS_REFINER)
+            self.smaps_refiner = ComplexDenoiser(refiner, residual=True, name="smaps_refiner")
+
+    def build(self, input_shape):
+        """Create the weights; ``input_shape`` is ``(kspace_shape, mask_shape[, smaps_shape])``."""
+        for image_net in self.image_nets:
+            image_net.build((None, None, None, self.n_primal + 1))
+        for kspace_net in self.kspace_nets:
+            kspace_net.build((None, None, None, 3))
+        if self.refine_smaps:
+            self.smaps_refiner.build((None, None, None, 1))
+
+    def call(self, inputs):
+        measured, mask, smaps = self.parse_inputs(inputs)
+        if smaps is not None and self.refine_smaps:
+            smaps = normalize_by_rss(apply_per_coil(self.smaps_refiner, smaps))
+        image = adjoint_op(measured, mask, smaps)
+        primal = tf.tile(image[..., None], [1, 1, 1, self.n_primal])
+        for i, image_net in enumerate(self.image_nets):
+            evaluated = forward_op(primal[..., 0], mask, smaps)
+            residual = evaluated - measured
+            if self.kspace_nets:
+                correction = self.kspace_nets[i](tf.stack([residual, evaluated, measured], axis=-1))
+                residual = residual + correction[..., 0]
+            gradient = adjoint_op(residual, mask, smaps)
+            primal = image_net(tf.concat([primal, gradient[..., None]], axis=-1))
+        return self.output_image(primal[..., 0])
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "n_iter": self.n_iter,
+            "n_primal": self.n_primal,
+            "image_net": self.image_net,
+            "image_net_size": self.image_net_size,
+            "image_net_params": self.image_net_params,
+            "primal_only": self.primal_only,
+            "kspace_net_params": self.kspace_net_params,
+            "refine_smaps": self.refine_smaps,
+        }
