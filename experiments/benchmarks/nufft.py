@@ -1,0 +1,267 @@
+"""Benchmark of the package's TensorFlow NUFFT against finufft (and tfkbnufft when importable).
+
+Times the forward (type 2) and adjoint (type 1) NUFFT, median of ``--repeats`` runs after two warm-up
+runs, for:
+
+- ``2d-320``: a 320 x 320 image with 4 coils (one example), 400 golden-angle spokes x 640 samples;
+- ``2d-256``: a 256 x 256 image (one coil), 64 golden-angle spokes x 512 samples (the issue's case);
+- ``3d-64``: a 64^3 volume (one coil), kooshball at acceleration 8 (805 spokes x 128 samples).
+
+Methods: ours with a precomputed `NUFFTPlan`, eagerly and inside ``tf.function``; ours computing the
+interpolation on the fly inside ``tf.function`` (what a model does when the trajectory is an input);
+finufft with a plan (``setpts`` done once) with 1 thread and with all cores (TensorFlow may use all
+cores; the ratios are against the faster of the two); tfkbnufft (``tf.function`` as it ships, its
+default 6-point Kaiser-Bessel table, its output rescaled to our normalisation) if it can be imported.
+The runs of all methods of a case are interleaved, so that a change of the machine's load hits them
+alike. Accuracy
+of each, as a relative l2 error against the exact NDFT (float64), on 1000 samples drawn from the
+trajectory (forward: those outputs of the first coil; adjoint: the adjoint of random values on those
+samples). Prints a Markdown table; the run is recorded in BENCHMARKS.md.
+
+    python experiments/benchmarks/nufft.py [--case 2d-320 --case 2d-256 --case 3d-64] [--eps 1e-4 --eps 1e-5]
+"""
+
+import datetime
+import os
+import platform
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import click  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from fastmri_recon.data.trajectories import kooshball_trajectory, radial_trajectory  # noqa: E402
+from fastmri_recon.ops.nufft import NUFFTPlan, kernel_width, np_ndft, np_ndft_adjoint, nufft  # noqa: E402
+
+try:
+    import finufft
+except ImportError:  # pragma: no cover - benchmark-only dependency
+    finufft = None
+
+try:
+    from tfkbnufft import kbnufft_adjoint, kbnufft_forward
+    from tfkbnufft.kbnufft import KbNufftModule
+except ImportError:  # pragma: no cover - benchmark-only dependency
+    KbNufftModule = None
+
+CASES = {
+    "2d-320": dict(shape=(320, 320), coils=4, traj=lambda: radial_trajectory(n_spokes=400, n_samples=640)),
+    "2d-256": dict(shape=(256, 256), coils=1, traj=lambda: radial_trajectory(n_spokes=64, n_samples=512)),
+    "3d-64": dict(shape=(64, 64, 64), coils=1, traj=lambda: kooshball_trajectory(64, acceleration=8)),
+}
+N_CHECK = 1000
+
+
+def median_time(fn, repeats):
+    for _ in range(2):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def rel_err(a, b):
+    return float(np.linalg.norm(np.asarray(a) - np.asarray(b)) / np.linalg.norm(np.asarray(b)))
+
+
+def complex_noise(rng, shape):
+    return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
+
+
+class Ours:
+    """Our NUFFT with a precomputed plan (eager or tf.function) or on the fly."""
+
+    def __init__(self, traj, shape, eps, mode):
+        self.mode = mode
+        self.shape = shape
+        self.eps = eps
+        self.traj = tf.constant(traj)
+        start = time.perf_counter()
+        self.plan = NUFFTPlan(self.traj, shape, eps=eps)
+        self.plan_seconds = time.perf_counter() - start
+        if mode == "eager":
+            self.forward, self.adjoint = self.plan.forward, self.plan.adjoint
+        elif mode == "function":
+            self.forward, self.adjoint = tf.function(self.plan.forward), tf.function(self.plan.adjoint)
+        else:
+            self.forward = tf.function(lambda x: nufft(x, self.traj, eps=eps))
+            self.adjoint = tf.function(lambda y: NUFFTPlan(self.traj, shape, eps=eps).adjoint(y))
+
+    def check(self, sub_traj, image, values):
+        plan = NUFFTPlan(sub_traj, self.shape, eps=self.eps)
+        return plan.forward(image).numpy(), plan.adjoint(values).numpy()
+
+
+class Finufft:
+    def __init__(self, traj, shape, eps, coils, n_threads):
+        self.shape, self.eps, self.coils, self.n_threads = shape, eps, coils, n_threads
+        self.scale = 1.0 / np.sqrt(np.prod(shape))
+        self.fwd = self._plans(traj, 2, -1, coils)
+        self.adj = self._plans(traj, 1, 1, coils)
+
+    def _plans(self, traj, kind, isign, n_trans):
+        plan = finufft.Plan(kind, self.shape, n_trans=n_trans, eps=self.eps, isign=isign, dtype="complex64",
+                            nthreads=self.n_threads)
+        plan.setpts(*[np.ascontiguousarray(t, np.float32) for t in traj])
+        return plan
+
+    def forward(self, image):
+        return self.fwd.execute(image) * self.scale
+
+    def adjoint(self, values):
+        return self.adj.execute(values) * self.scale
+
+    def check(self, sub_traj, image, values):
+        fwd = self._plans(sub_traj, 2, -1, 1)
+        adj = self._plans(sub_traj, 1, 1, 1)
+        return fwd.execute(image) * self.scale, adj.execute(values) * self.scale
+
+
+class Tfkbnufft:
+    def __init__(self, traj, shape):
+        self.shape = shape
+        module = KbNufftModule(im_size=shape, grid_size=tuple(2 * n for n in shape), norm="ortho")
+        interpob = module._extract_nufft_interpob()  # the package's documented entry point
+        self._forward = kbnufft_forward(interpob)
+        self._adjoint = kbnufft_adjoint(interpob)
+        self.traj = tf.constant(traj[None])
+
+    def forward(self, image):
+        return self._forward(image, self.traj)
+
+    def adjoint(self, values):
+        return self._adjoint(values, self.traj)
+
+    def check(self, sub_traj, image, values):
+        # its "ortho" scaling is that of the oversampled grid: 1 / sqrt(2^ndim prod N), not 1 / sqrt(prod N)
+        scale = np.sqrt(2.0 ** len(self.shape))
+        t = tf.constant(sub_traj[None])
+        return (self._forward(image[None, None], t).numpy()[0, 0] * scale,
+                self._adjoint(values[None, None], t).numpy()[0, 0] * scale)
+
+
+def interleaved_medians(methods, repeats):
+    """Median forward and adjoint times of every method, the runs of all methods interleaved.
+
+    Interleaving makes the comparison fair on a machine whose load changes during the run.
+    """
+    for method in methods:
+        for _ in range(2):  # warm-up (tracing, plans, caches)
+            method["forward"]()
+            method["adjoint"]()
+    times = {id(m): ([], []) for m in methods}
+    for _ in range(repeats):
+        for method in methods:
+            for which, key in enumerate(("forward", "adjoint")):
+                start = time.perf_counter()
+                method[key]()
+                times[id(method)][which].append(time.perf_counter() - start)
+    return {id(m): (statistics.median(times[id(m)][0]), statistics.median(times[id(m)][1])) for m in methods}
+
+
+def run_case(name, eps_list, repeats, rng, threads):
+    case = CASES[name]
+    shape, coils = case["shape"], case["coils"]
+    traj = case["traj"]()
+    n_samples = traj.shape[1]
+    image = complex_noise(rng, (1, coils, *shape))
+    values = complex_noise(rng, (1, coils, n_samples))
+    subset = np.sort(rng.choice(n_samples, N_CHECK, replace=False))
+    sub_traj = traj[:, subset]
+    sub_values = complex_noise(rng, (N_CHECK,))
+    exact_fwd = np_ndft(image[0, 0], sub_traj)
+    exact_adj = np_ndft_adjoint(sub_values, sub_traj, shape)
+    x_tf, y_tf = tf.constant(image), tf.constant(values)
+    img = image[0] if coils > 1 else image[0, 0]
+    val = values[0] if coils > 1 else values[0, 0]
+    rows = []
+    for eps in eps_list:
+        width = kernel_width(eps)
+        methods = []
+        if finufft is not None:
+            for n_threads in threads:
+                ref = Finufft(traj, shape, eps, coils, n_threads)
+                methods.append(dict(method=f"finufft, plan, {n_threads} thread(s)", eps=eps, width="-",
+                                    forward=lambda ref=ref: ref.forward(img), adjoint=lambda ref=ref: ref.adjoint(val),
+                                    check=lambda ref=ref: ref.check(sub_traj, image[0, 0], sub_values), extra=""))
+        for mode, label in (("eager", "ours, plan, eager"), ("function", "ours, plan, tf.function"),
+                            ("on_the_fly", "ours, on the fly, tf.function")):
+            ours = Ours(traj, shape, eps, mode)
+            methods.append(dict(method=label, eps=eps, width=width,
+                                forward=lambda ours=ours: ours.forward(x_tf).numpy(),
+                                adjoint=lambda ours=ours: ours.adjoint(y_tf).numpy(),
+                                check=lambda ours=ours: ours.check(sub_traj, image[0, 0], sub_values),
+                                extra=f"plan built in {ours.plan_seconds * 1e3:.0f} ms" if mode == "eager" else ""))
+        if KbNufftModule is not None and eps == eps_list[0]:
+            kb = Tfkbnufft(traj, shape)
+            methods.append(dict(method="tfkbnufft 0.2.5, tf.function", eps="-", width=6,
+                                forward=lambda: kb.forward(x_tf).numpy(), adjoint=lambda: kb.adjoint(y_tf).numpy(),
+                                check=lambda: kb.check(sub_traj, image[0, 0], sub_values), extra=""))
+        medians = interleaved_medians(methods, repeats)
+        for method in methods:
+            fwd, adj = method["check"]()
+            t_fwd, t_adj = medians[id(method)]
+            rows.append(dict(case=name, eps=method["eps"], width=method["width"], method=method["method"], fwd=t_fwd,
+                             adj=t_adj, err_fwd=rel_err(fwd, exact_fwd), err_adj=rel_err(adj, exact_adj),
+                             extra=method["extra"], ref_eps=eps))
+            print(f"  {name} eps={eps} {method['method']}: fwd {t_fwd * 1e3:.1f} ms, adj {t_adj * 1e3:.1f} ms",
+                  flush=True)
+    return rows, n_samples
+
+
+def table(rows):
+    lines = [
+        "| case | eps | W | method | forward ms | adjoint ms | fwd / finufft | adj / finufft | fwd rel. err | "
+        "adj rel. err | note |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    reference = {}
+    for r in rows:  # the ratios are against the faster finufft (over the thread counts) at the same eps
+        if r["method"].startswith("finufft"):
+            best = reference.setdefault((r["case"], r["ref_eps"]), {"fwd": np.inf, "adj": np.inf})
+            best["fwd"], best["adj"] = min(best["fwd"], r["fwd"]), min(best["adj"], r["adj"])
+    for r in rows:
+        ref = reference.get((r["case"], r["ref_eps"]))
+        ratio_f = f"{r['fwd'] / ref['fwd']:.2f}" if ref else "-"
+        ratio_a = f"{r['adj'] / ref['adj']:.2f}" if ref else "-"
+        lines.append(
+            f"| {r['case']} | {r['eps']} | {r['width']} | {r['method']} | {r['fwd'] * 1e3:.1f} | {r['adj'] * 1e3:.1f} "
+            f"| {ratio_f} | {ratio_a} | {r['err_fwd']:.1e} | {r['err_adj']:.1e} | {r['extra']} |"
+        )
+    return "\n".join(lines)
+
+
+@click.command()
+@click.option("--case", "cases", multiple=True, type=click.Choice(sorted(CASES)), help="Cases (default: all).")
+@click.option("--eps", "eps_list", multiple=True, type=float, help="Requested accuracies (default 1e-4, 1e-5).")
+@click.option("--repeats", default=10, show_default=True, help="Timed runs per measure (median reported).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--finufft-threads", "threads", multiple=True, type=int,
+              help="finufft thread counts to time (default: 1 and all cores; ratios use the fastest).")
+def main(cases, eps_list, repeats, seed, threads):
+    """Time our TensorFlow NUFFT against finufft (and tfkbnufft) and print a Markdown table."""
+    cases = cases or tuple(CASES)
+    eps_list = eps_list or (1e-4, 1e-5)
+    threads = threads or tuple(sorted({1, os.cpu_count()}))
+    rng = np.random.default_rng(seed)
+    print(f"date {datetime.date.today().isoformat()}, {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} CPU cores, TensorFlow {tf.__version__}, "
+          f"finufft {getattr(finufft, '__version__', 'not installed')}, "
+          f"tfkbnufft {'0.2.5' if KbNufftModule is not None else 'not installed'}")
+    rows = []
+    for name in cases:
+        case_rows, n_samples = run_case(name, eps_list, repeats, rng, threads)
+        print(f"{name}: image {CASES[name]['shape']} x {CASES[name]['coils']} coil(s), {n_samples} samples")
+        rows += case_rows
+    print()
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
