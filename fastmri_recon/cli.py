@@ -31,6 +31,7 @@ def _import_tensorflow_quietly():
         import tensorflow
 
         tensorflow.config.list_physical_devices()
+        tensorflow.get_logger().setLevel("ERROR")  # retracing notices and other warnings are not the user's
     finally:
         os.dup2(saved, 2)
         os.close(saved)
@@ -73,16 +74,42 @@ def demo_data(out_dir, quiet, **options):
     click.echo(f"demo data {state}: {count} files in {out_dir}")
 
 
+def _sampler(mask_type, accelerations, center_fractions):
+    from fastmri_recon.data.masks import MaskSampler, default_center_fraction
+
+    try:
+        accs = _float_list(accelerations)
+        cfs = _float_list(center_fractions) if center_fractions else [default_center_fraction(a) for a in accs]
+        return MaskSampler(mask_type, cfs, accs)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+
+
+def _reconstructor(name, weights):
+    """A registered model / baseline by name, or a trained run directory's model with its weights."""
+    from fastmri_recon.models.registry import build
+    from fastmri_recon.training.run import load_trained_model
+
+    if Path(name).is_dir():
+        return Path(name).name, load_trained_model(name, weights)[0]
+    return name, build(name)
+
+
+MASK_TYPES = ["random", "equispaced", "equispaced_fraction", "magic", "magic_fraction"]
+
+
 @cli.command()
 @click.argument("directory", type=click.Path(path_type=Path))
-@click.option("--model", "model_name", default="zero-filled", show_default=True, help="Registered model or baseline.")
 @click.option(
-    "--mask-type",
-    type=click.Choice(["random", "equispaced", "equispaced_fraction", "magic", "magic_fraction"]),
-    default="random",
+    "--model",
+    "model_names",
+    multiple=True,
+    default=["zero-filled"],
     show_default=True,
-    help="Undersampling mask kind (fastMRI semantics).",
+    help="Registered model or baseline, or a training run directory; repeat to compare several.",
 )
+@click.option("--weights", type=click.Choice(["best", "final"]), default="best", show_default=True, help="Weights of run directories.")
+@click.option("--mask-type", type=click.Choice(MASK_TYPES), default="random", show_default=True, help="Undersampling mask kind (fastMRI semantics).")
 @click.option("--acceleration", "accelerations", default="4", show_default=True, help="Comma-separated accelerations.")
 @click.option(
     "--center-fraction",
@@ -91,32 +118,122 @@ def demo_data(out_dir, quiet, **options):
     help="Comma-separated center fractions, one per acceleration [default: 0.08 for 4, 0.04 for 8].",
 )
 @click.option("--batch-size", default=8, show_default=True, help="Slices per model call.")
-@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), help="Write results.{json,csv,md} here.")
+@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), help="Write results.{json,csv,md} and a figure here.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def evaluate(directory, model_name, mask_type, accelerations, center_fractions, batch_size, output_dir, quiet):
-    """Evaluate a model or baseline on DIRECTORY (fastMRI files with targets), print PSNR / SSIM / NMSE.
+def evaluate(directory, model_names, weights, mask_type, accelerations, center_fractions, batch_size, output_dir, quiet):
+    """Evaluate models / baselines on DIRECTORY (fastMRI files with targets), print PSNR / SSIM / NMSE.
 
     Every volume is undersampled with a mask seeded by its file name, so all methods see the same
     masks; metrics are fastMRI's, per volume, reported as mean (std) over volumes.
     """
     _import_tensorflow_quietly()
-    from fastmri_recon.data.masks import MaskSampler, default_center_fraction
     from fastmri_recon.evaluate.evaluate import evaluate_directory
     from fastmri_recon.evaluate.tables import markdown_table, write_results
-    from fastmri_recon.models.registry import build
 
-    try:
-        accs = _float_list(accelerations)
-        cfs = _float_list(center_fractions) if center_fractions else [default_center_fraction(a) for a in accs]
-        sampler = MaskSampler(mask_type, cfs, accs)
-    except ValueError as err:
-        raise click.BadParameter(str(err)) from None
-    model = build(model_name)
-    result = evaluate_directory(model, model_name, directory, sampler, batch_size, not quiet)
-    click.echo(markdown_table([result]))
+    sampler = _sampler(mask_type, accelerations, center_fractions)
+    models = [_reconstructor(name, weights) for name in model_names]
+    results = [evaluate_directory(model, name, directory, sampler, batch_size, not quiet) for name, model in models]
+    click.echo(markdown_table(results))
     if output_dir is not None:
-        written = write_results(output_dir, [result])
+        written = write_results(output_dir, results)
         click.echo(f"results written to {', '.join(str(p) for p in written)}")
+
+
+def _key_values(pairs):
+    """``KEY=VALUE`` strings -> dict, values parsed as YAML scalars / lists (``n_iter=5``, ``filters=[8,16]``)."""
+    import yaml
+
+    values = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got '{pair}'", param_hint="--model-config")
+        values[key.strip()] = yaml.safe_load(value)
+    return values
+
+
+@cli.command()
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="YAML / JSON file whose keys are these options.")
+@click.option("--model", help="Registered model name [default: unet].")
+@click.option("--model-config", multiple=True, metavar="KEY=VALUE", help="Model constructor argument (repeatable), e.g. n_iter=5.")
+@click.option("--data-dir", help="Folder with {coils}_train/ and {coils}_val/ [default: demo_data].")
+@click.option("--coils", type=click.Choice(["singlecoil", "multicoil"]), help="[default: singlecoil]")
+@click.option("--mask-type", type=click.Choice(MASK_TYPES), help="[default: random]")
+@click.option("--acceleration", "accelerations", help="Comma-separated accelerations, one drawn per example [default: 4].")
+@click.option("--center-fraction", "center_fractions", help="Comma-separated center fractions [default: 0.08 for 4, 0.04 for 8].")
+@click.option("--contrast", "contrasts", multiple=True, help="Keep files with this acquisition attribute (repeatable).")
+@click.option("--slice-selection", type=click.Choice(["all", "random"]), help="[default: all]")
+@click.option("--loss", type=click.Choice(["mae", "mse", "ssim", "msssim_l1"]), help="[default: mae]")
+@click.option("--optimizer", type=click.Choice(["radam", "adam"]), help="[default: radam]")
+@click.option("--learning-rate", "--lr", "learning_rate", type=float, help="[default: 1e-3]")
+@click.option("--epochs", type=int, help="[default: 10]")
+@click.option("--steps-per-epoch", type=int, help="[default: one pass over the training slices]")
+@click.option("--batch-size", type=int, help="Global batch size [default: 1].")
+@click.option("--validation-steps", type=int, help="[default: all validation slices]")
+@click.option("--checkpoint-every", type=int, help="Steps between checkpoints [default: 100].")
+@click.option("--mixed-precision", is_flag=True, default=None, help="Train under mixed_float16.")
+@click.option("--deterministic", is_flag=True, default=None, help="Deterministic TensorFlow ops (exact resumption).")
+@click.option("--seed", type=int, help="[default: 0]")
+@click.option("--strategy", type=click.Choice(["auto", "one-device", "mirrored", "multi-worker"]), help="[default: auto]")
+@click.option("--output-dir", help="Parent of the run directory [default: runs].")
+@click.option("--run-name", help="Run directory name [default: MODEL_COILS_MASK_xACC]; the same name resumes.")
+@click.option("--dry-run", is_flag=True, help="Print the resolved strategy, devices and configuration; do not train.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def train(config_file, dry_run, quiet, **options):
+    """Train a model (or resume its run) on fastMRI-format data; the demo data by default.
+
+    Options given on the command line override the --config file, which overrides the defaults.
+    The run directory holds config.json, checkpoints, best / final weights, metrics.csv and
+    TensorBoard logs; starting the same run again resumes it from its last checkpoint.
+    """
+    import json
+
+    from fastmri_recon.training.config import from_dict, load_config
+
+    values = load_config(config_file) if config_file is not None else {}
+    given = {key: value for key, value in options.items() if value not in (None, ())}
+    if "model_config" in given:
+        given["model_config"] = {**values.get("model_config", {}), **_key_values(given["model_config"])}
+    for key in ("accelerations", "center_fractions"):
+        if key in given:
+            try:
+                given[key] = _float_list(given[key])
+            except ValueError as err:
+                raise click.BadParameter(str(err), param_hint=f"--{key[:-1].replace('_', '-')}") from None
+    config = from_dict({**values, **given}, str(config_file) if config_file else "options")
+    _import_tensorflow_quietly()
+    from fastmri_recon.training.run import run_training
+
+    result = run_training(config, dry_run=dry_run, progress=not quiet)
+    if dry_run:
+        click.echo(json.dumps(result, indent=2))
+        return
+    summary = result["summary"]
+    state = "stopped by SIGTERM (run again to resume)" if summary["stopped"] else "done"
+    best = ", ".join(f"val {k} {v:.4g}" for k, v in (summary["best"] or {}).items()) or "no validation"
+    click.echo(
+        f"training {state}: {summary['epochs_done']} epochs, {summary['seconds_per_step']:.3f} s/step, best {best}; "
+        f"run directory {result['run_dir']}"
+    )
+
+
+@cli.command()
+@click.option("--budget", type=click.Choice(["tiny", "default", "paper"]), default="default", show_default=True, help="Training budget and network sizes.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("demo_data"), show_default=True, help="Demo data folder (built if absent).")
+@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("benchmark"), show_default=True, help="Tables, figures and training runs.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def benchmark(budget, data_dir, output_dir, quiet):
+    """The main job: train the papers' networks briefly on the demo data, evaluate them with the baselines.
+
+    Writes table (a) single-coil (U-net, KIKI-net, Cascade-net, PD-net vs zero-filled and CS) and
+    table (b) multi-coil (XPDNet, E2E-VarNet vs zero-filled, GRAPPA, SENSE and CS) as Markdown, JSON
+    and CSV, with figures of reconstructions and error maps. Running it again resumes / reuses the runs.
+    """
+    _import_tensorflow_quietly()
+    from fastmri_recon.evaluate.benchmark import run_benchmark
+
+    run_benchmark(output_dir, data_dir, budget, progress=not quiet, log=click.echo)
+    click.echo(f"tables and figures written to {output_dir}")
 
 
 @cli.command("models")

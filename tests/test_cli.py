@@ -27,11 +27,11 @@ def run_main(argv, capfd):
 def test_help_lists_commands(capfd):
     status, out, _ = run_main(["--help"], capfd)
     assert status == 0
-    for command in ("demo-data", "evaluate", "models"):
+    for command in ("demo-data", "evaluate", "models", "train", "benchmark"):
         assert command in out
 
 
-@pytest.mark.parametrize("command", ["demo-data", "evaluate", "models"])
+@pytest.mark.parametrize("command", ["demo-data", "evaluate", "models", "train", "benchmark"])
 def test_command_help(capfd, command):
     status, out, _ = run_main([command, "--help"], capfd)
     assert status == 0 and "Usage: fastmri-recon" in out
@@ -116,3 +116,52 @@ def test_console_script_end_to_end(tmp_path):
     assert "Traceback" not in result.stderr and "I0000" not in result.stderr
     bad = subprocess.run([exe, "evaluate", str(tmp_path / "missing")], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "no such directory" in bad.stderr
+
+
+def test_train_dry_run_prints_strategy_and_config(demo_dir, tmp_path, capfd):
+    config = tmp_path / "run.yaml"
+    config.write_text(f"model: pdnet\ndata_dir: {demo_dir}\nepochs: 3\nmodel_config:\n  n_iter: 2\n")
+    status, out, err = run_main(["train", "--config", str(config), "--epochs", "1", "--model-config", "n_filters=4", "--dry-run"], capfd)
+    assert status == 0, err
+    resolved = json.loads(out)
+    assert resolved["strategy"]["strategy"] == "one-device"
+    assert resolved["config"]["epochs"] == 1 and resolved["config"]["model_config"] == {"n_iter": 2, "n_filters": 4}
+
+
+def test_train_then_evaluate_the_run(demo_dir, tmp_path, capfd):
+    args = ["--data-dir", str(demo_dir), "--model-config", "filters=[4,8]", "--steps-per-epoch", "2", "--epochs", "1"]
+    status, out, err = run_main(["train", *args, "--output-dir", str(tmp_path), "--quiet"], capfd)
+    assert status == 0, err
+    assert "training done: 1 epochs" in out
+    run_dir = tmp_path / "unet_singlecoil_random_x4"
+    status, out, err = run_main(["evaluate", str(demo_dir / "singlecoil_val"), "--model", "zero-filled", "--model", str(run_dir), "--quiet"], capfd)
+    assert status == 0, err
+    assert "| unet_singlecoil_random_x4 | random x4 (cf 0.08) | 2 |" in out
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("epochs: [1\n", "not valid YAML"),
+        ("learning_rat: 0.1\n", "unknown key(s) learning_rat"),
+        ("epochs: three\n", "epochs='three'"),
+        ("model: unet9\n", "unknown model 'unet9'"),
+    ],
+)
+def test_train_bad_configs_one_line_status_2(tmp_path, demo_dir, capfd, content, message):
+    config = tmp_path / "bad.yaml"
+    config.write_text(content if "data_dir" in content else content + f"data_dir: {demo_dir}\n")
+    status, _, err = run_main(["train", "--config", str(config), "--dry-run"], capfd)
+    assert status == 2 and len(err) == 1 and message in err[0], err
+
+
+@pytest.mark.e2e
+def test_benchmark_tiny(tmp_path, capfd):
+    status, out, err = run_main(["benchmark", "--budget", "tiny", "--data-dir", str(tmp_path / "d"), "--output-dir", str(tmp_path / "b"), "--quiet"], capfd)
+    assert status == 0, err
+    for name in ("table_a_singlecoil.md", "table_b_multicoil.md", "benchmark.json", "table_a_singlecoil_x4/reconstructions.png"):
+        assert (tmp_path / "b" / name).is_file(), name
+    assert "published PSNR (fastMRI knee)" in out
+    tables = json.loads((tmp_path / "b" / "benchmark.json").read_text())
+    assert {r["model"] for r in tables["table_a_singlecoil"]} == {"zero-filled", "cs-wavelet", "unet", "kiki-net", "cascade-net", "pdnet"}
+    assert {r["model"] for r in tables["table_b_multicoil"]} >= {"xpdnet", "e2e-varnet", "grappa", "sense"}

@@ -6,7 +6,7 @@ import json
 import math
 from pathlib import Path
 
-from fastmri_recon.data.h5 import atomic_path
+from fastmri_recon.files import atomic_path
 from fastmri_recon.evaluate.figures import comparison_figure
 from fastmri_recon.evaluate.metrics import METRIC_NAMES
 

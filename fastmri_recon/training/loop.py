@@ -155,8 +155,8 @@ class Trainer:
         self.manager = tf.train.CheckpointManager(checkpoint, str(directory), max_to_keep=2)
         if self.manager.latest_checkpoint:
             checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
-        self._train_step = tf.function(self._train_step_fn)
-        self._val_step = tf.function(self._val_step_fn)
+        self._train_step = tf.function(self._train_step_fn, reduce_retracing=True)
+        self._val_step = tf.function(self._val_step_fn, reduce_retracing=True)
         self._built = True
 
     def _train_step_fn(self, iterator):

@@ -1,0 +1,156 @@
+"""The main job: train the papers' networks briefly on the demo data and tabulate them with the baselines.
+
+``fastmri-recon benchmark`` builds the demo data if needed, trains every learned model of
+
+- table (a), the single-coil benchmark of Ramzi et al. 2020 (U-net, KIKI-net, Cascade-net, PD-net,
+  acceleration 4, random masks), and
+- table (b), the multi-coil comparison of XPDNet with E2E-VarNet (accelerations 4 and 8,
+  equispaced-fraction masks as in fastMRI's brain data),
+
+for a budget of steps, evaluates them and the classical baselines on the held-out validation
+split with the fastMRI metrics, and writes each table (Markdown, JSON, CSV) with a figure of
+reconstructions and error maps. Runs are resumable: the same command continues where it stopped.
+
+Budgets: ``tiny`` (seconds: tests), ``default`` (about 15 minutes on 2 CPU cores: networks reduced
+so that a few hundred steps teach them something) and ``paper`` (the papers' configurations; for
+a GPU and the real data).
+"""
+
+import dataclasses
+import json
+from pathlib import Path
+
+from fastmri_recon.data.demo import DemoConfig, build_demo_dataset
+from fastmri_recon.data.masks import MaskSampler, default_center_fraction
+from fastmri_recon.errors import ConfigError
+from fastmri_recon.files import write_text
+from fastmri_recon.evaluate.evaluate import evaluate_directory
+from fastmri_recon.evaluate.tables import markdown_table, write_results
+from fastmri_recon.models.registry import build
+from fastmri_recon.training.config import TrainConfig
+from fastmri_recon.training.run import load_trained_model, run_training
+
+PUBLISHED_SINGLECOIL_PSNR = {"zero-filled": 29.61, "kiki-net": 31.38, "unet": 31.78, "cascade-net": 31.97, "pdnet": 32.15}
+"""fastMRI single-coil knee validation PSNR at acceleration 4 (Ramzi et al. 2020, Table 1)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LearnedEntry:
+    """A network of a table: its registry name, its configuration and its training steps."""
+
+    model: str
+    model_config: dict
+    steps: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    """One table: data, undersampling, baselines and networks."""
+
+    name: str
+    title: str
+    coils: str
+    mask_type: str
+    accelerations: tuple
+    baselines: tuple
+    learned: tuple
+
+
+def _tables(budget):
+    small = budget == "tiny"
+    paper = budget == "paper"
+
+    def steps(default):
+        return 2 if small else (50 * default if paper else default)
+
+    def config(reduced, tiny):
+        return {} if paper else (tiny if small else reduced)
+
+    single = (
+        LearnedEntry("unet", config({"filters": [16, 32, 64]}, {"filters": [4, 8]}), steps(300)),
+        LearnedEntry("kiki-net", config({"n_convs": 4, "n_filters": 16}, {"n_convs": 2, "n_filters": 4}), steps(150)),
+        LearnedEntry("cascade-net", config({"n_cascades": 5, "n_convs": 3, "n_filters": 16}, {"n_cascades": 2, "n_convs": 2, "n_filters": 4}), steps(150)),
+        LearnedEntry("pdnet", config({"n_iter": 5, "n_filters": 16}, {"n_iter": 2, "n_filters": 4}), steps(150)),
+    )
+    multi = (
+        LearnedEntry("xpdnet", config({"n_iter": 4, "image_net_size": "small"}, {"n_iter": 1, "image_net_size": "small"}), steps(100)),
+        LearnedEntry("e2e-varnet", config({"n_cascades": 4, "chans": 8, "sens_chans": 4}, {"n_cascades": 1, "chans": 4, "sens_chans": 2, "pools": 2, "sens_pools": 2}), steps(100)),
+    )
+    return (
+        Table("table_a_singlecoil", "(a) single-coil, random masks, acceleration 4", "singlecoil", "random", (4,), ("zero-filled", "cs-wavelet"), single),
+        Table("table_b_multicoil", "(b) multi-coil, equispaced-fraction masks, accelerations 4 and 8", "multicoil", "equispaced_fraction", (4, 8), ("zero-filled", "grappa", "sense", "cs-wavelet"), multi),
+    )
+
+
+BUDGETS = ("tiny", "default", "paper")
+DEMO_CONFIGS = {"tiny": DemoConfig(train_subjects=2, val_subjects=1, test_subjects=1, slices=2, image_size=32, coils=4)}
+
+
+def _train(entry, table, data_dir, runs_dir, progress):
+    config = TrainConfig(
+        model=entry.model,
+        model_config=entry.model_config,
+        data_dir=str(data_dir),
+        coils=table.coils,
+        mask_type=table.mask_type,
+        accelerations=table.accelerations,
+        epochs=1,
+        steps_per_epoch=entry.steps,
+        checkpoint_every=50,
+        output_dir=str(runs_dir),
+        run_name=f"{table.coils}_{entry.model}",
+    )
+    result = run_training(config, progress=progress)
+    model, _ = load_trained_model(result["run_dir"], weights="final")
+    return model
+
+
+def run_benchmark(out_dir, data_dir, budget="default", progress=True, log=print):
+    """Run the benchmark; write the tables and figures under ``out_dir``.
+
+    Args:
+        out_dir: output folder (tables, figures, and the training runs under ``runs/``).
+        data_dir: the demo data folder (built when absent or different).
+        budget: one of `BUDGETS`.
+        progress: progress bars.
+        log: function receiving progress messages and the tables.
+
+    Returns:
+        dict table name -> list of `EvaluationResult`.
+    """
+    if budget not in BUDGETS:
+        raise ConfigError(f"budget must be one of {', '.join(BUDGETS)}, got '{budget}'")
+    out_dir, data_dir = Path(out_dir), Path(data_dir)
+    build_demo_dataset(data_dir, DEMO_CONFIGS.get(budget, DemoConfig()), progress=progress)
+    results = {}
+    for table in _tables(budget):
+        log(f"\n## {table.title}")
+        models = {name: build(name) for name in table.baselines}
+        for entry in table.learned:
+            log(f"training {entry.model} ({entry.steps} steps)")
+            models[entry.model] = _train(entry, table, data_dir, out_dir / "runs", progress)
+        rows = []
+        for acceleration in table.accelerations:
+            sampler = MaskSampler(table.mask_type, [default_center_fraction(acceleration)], [acceleration])
+            for name, model in models.items():
+                rows.append(evaluate_directory(model, name, data_dir / f"{table.coils}_val", sampler, progress=progress))
+            write_results(out_dir / f"{table.name}_x{acceleration}", rows[-len(models):])
+        results[table.name] = rows
+        text = markdown_table(rows)
+        if table.coils == "singlecoil":
+            text = with_published(text, rows)
+        write_text(out_dir / f"{table.name}.md", f"# {table.title}\n\n{text}\n")
+        log(text)
+    write_text(out_dir / "benchmark.json", json.dumps({t: [r.to_json() for r in rows] for t, rows in results.items()}, indent=2) + "\n")
+    return results
+
+
+def with_published(table_text, results):
+    """Add the published fastMRI single-coil PSNR as a last column of a Markdown table."""
+    lines = table_text.splitlines()
+    lines[0] += " published PSNR (fastMRI knee) |"
+    lines[1] += "---|"
+    for index, result in enumerate(results, start=2):
+        published = PUBLISHED_SINGLECOIL_PSNR.get(result.model)
+        lines[index] += f" {published:.2f} |" if published is not None else " - |"
+    return "\n".join(lines)
