@@ -61,20 +61,20 @@ def _tables(budget):
     paper = budget == "paper"
 
     def steps(default):
-        return 2 if small else (50 * default if paper else default)
+        return 2 if small else (20 * default if paper else default)
 
     def config(reduced, tiny):
         return {} if paper else (tiny if small else reduced)
 
     single = (
-        LearnedEntry("unet", config({"filters": [16, 32, 64]}, {"filters": [4, 8]}), steps(300)),
-        LearnedEntry("kiki-net", config({"n_convs": 4, "n_filters": 16}, {"n_convs": 2, "n_filters": 4}), steps(150)),
-        LearnedEntry("cascade-net", config({"n_cascades": 5, "n_convs": 3, "n_filters": 16}, {"n_cascades": 2, "n_convs": 2, "n_filters": 4}), steps(150)),
-        LearnedEntry("pdnet", config({"n_iter": 5, "n_filters": 16}, {"n_iter": 2, "n_filters": 4}), steps(150)),
+        LearnedEntry("unet", config({"filters": [16, 32, 64]}, {"filters": [4, 8]}), steps(1000)),
+        LearnedEntry("kiki-net", config({"n_convs": 4, "n_filters": 16}, {"n_convs": 2, "n_filters": 4}), steps(800)),
+        LearnedEntry("cascade-net", config({"n_cascades": 5, "n_convs": 3, "n_filters": 16}, {"n_cascades": 2, "n_convs": 2, "n_filters": 4}), steps(800)),
+        LearnedEntry("pdnet", config({"n_iter": 5, "n_filters": 16}, {"n_iter": 2, "n_filters": 4}), steps(800)),
     )
     multi = (
-        LearnedEntry("xpdnet", config({"n_iter": 4, "image_net_size": "small"}, {"n_iter": 1, "image_net_size": "small"}), steps(100)),
-        LearnedEntry("e2e-varnet", config({"n_cascades": 4, "chans": 8, "sens_chans": 4}, {"n_cascades": 1, "chans": 4, "sens_chans": 2, "pools": 2, "sens_pools": 2}), steps(100)),
+        LearnedEntry("xpdnet", config({"n_iter": 4, "image_net_size": "small"}, {"n_iter": 1, "image_net_size": "small"}), steps(400)),
+        LearnedEntry("e2e-varnet", config({"n_cascades": 4, "chans": 8, "sens_chans": 4}, {"n_cascades": 1, "chans": 4, "sens_chans": 2, "pools": 2, "sens_pools": 2}), steps(400)),
     )
     return (
         Table("table_a_singlecoil", "(a) single-coil, random masks, acceleration 4", "singlecoil", "random", (4,), ("zero-filled", "cs-wavelet"), single),

@@ -49,7 +49,8 @@ class LoopConfig:
 
     Attributes:
         epochs: number of epochs.
-        steps_per_epoch: optimisation steps per epoch (None: one pass over the training data).
+        steps_per_epoch: optimisation steps per epoch, repeating the training data as needed (None:
+            one pass over the training data).
         global_batch_size: examples per step over all replicas.
         checkpoint_every: steps between checkpoints.
         validation_steps: batches of validation per epoch (None: the whole validation data).
@@ -127,9 +128,11 @@ class Trainer:
         self._built = False
 
     # ----------------------------------------------------------------- data
-    def _distributed(self, data_fn, epoch, skip_steps=0):
+    def _distributed(self, data_fn, epoch, skip_steps=0, repeat=False):
         def dataset_fn(context):
             dataset = data_fn(context, epoch)
+            if repeat:  # a fixed number of steps per epoch may ask for more than one pass
+                dataset = dataset.repeat()
             replicas_per_pipeline = context.num_replicas_in_sync // context.num_input_pipelines
             return dataset.skip(skip_steps * replicas_per_pipeline)
 
@@ -191,8 +194,8 @@ class Trainer:
     # ----------------------------------------------------------------- epochs
     def _train_epoch(self, epoch, progbar, stop, writer):
         skip = int(self.step_in_epoch.numpy())
-        iterator = iter(self._distributed(self.train_data, epoch, skip))
         steps = self.config.steps_per_epoch
+        iterator = iter(self._distributed(self.train_data, epoch, skip, repeat=steps is not None))
         losses, tic = [], time.perf_counter()
         step = skip
         while steps is None or step < steps:

@@ -83,3 +83,12 @@ def test_tiny_run_resume_reload_and_evaluate(demo_dir, tmp_path, coils, model, m
 def test_load_trained_model_errors(tmp_path):
     with pytest.raises(ConfigError, match="not a training run directory"):
         load_trained_model(tmp_path)
+
+
+@pytest.mark.parametrize("path", sorted(__import__("pathlib").Path(__file__).resolve().parents[2].glob("experiments/*.yaml")), ids=lambda p: p.name)
+def test_experiment_configs_are_valid(path):
+    """Every experiment file is a valid configuration whose model builds."""
+    from fastmri_recon.training.run import build_model
+
+    config = from_dict(load_config(path), str(path))
+    assert build_model(config, (32, 32)) is not None
