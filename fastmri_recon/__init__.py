@@ -1,3 +1,21 @@
-"""fastmri-recon: deep-learning MRI reconstruction in TensorFlow 2 / Keras 3."""
+"""fastmri-recon: deep-learning MRI reconstruction in TensorFlow 2 / Keras 3.
+
+``fastmri_recon.from_pretrained`` and ``fastmri_recon.load_pretrained`` (`fastmri_recon.hub`) are
+imported on first use, so that ``import fastmri_recon`` stays light (no TensorFlow).
+"""
 
 __version__ = "0.1.0"
+
+_LAZY = {"from_pretrained", "load_pretrained"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        from fastmri_recon import hub
+
+        return getattr(hub, name)
+    raise AttributeError(f"module 'fastmri_recon' has no attribute '{name}'")
+
+
+def __dir__():
+    return sorted(set(globals()) | _LAZY)

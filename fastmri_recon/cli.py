@@ -87,11 +87,12 @@ def _sampler(mask_type, accelerations, center_fractions):
 
 def _reconstructor(name, weights):
     """A registered model / baseline by name, or a trained run directory's model with its weights."""
-    from fastmri_recon.models.registry import build
+    from fastmri_recon.models.registry import build, get_cartesian_entry
     from fastmri_recon.training.run import load_trained_model
 
     if Path(name).is_dir():
         return Path(name).name, load_trained_model(name, weights)[0]
+    get_cartesian_entry(name)
     return name, build(name)
 
 
@@ -253,6 +254,131 @@ def models_command(size):
         for e in ENTRIES.values()
     ]
     click.echo(markdown_rows(rows))
+
+
+MANIFEST_OPTION = click.option(
+    "--manifest",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Weights manifest [default: $FASTMRI_RECON_MANIFEST or the source tree's weights_manifest.json].",
+)
+
+
+@cli.group()
+def weights():
+    """Published weights: list the manifest, fetch (download and verify) or publish a training run."""
+
+
+def _where(entry):
+    hub = entry["hub"]
+    if not hub.get("uploaded", True):
+        return f"not uploaded (weights/{entry['name']}/; intended {hub['repo_id']})"
+    return f"hf://{hub['repo_id']}@{hub['revision'][:10]}"
+
+
+@weights.command("list")
+@MANIFEST_OPTION
+def weights_list(manifest):
+    """List the manifest's models (validated first) with their metrics and where they live."""
+    _import_tensorflow_quietly()  # evaluate.tables (the Markdown table) imports TensorFlow
+    from fastmri_recon.evaluate.tables import markdown_rows
+    from fastmri_recon.hub.manifest import load_manifest
+
+    book = load_manifest(manifest)
+    if not book.entries:
+        click.echo(f"{book.path}: no models")
+        return
+    rows = [
+        {
+            "name": e["name"],
+            "architecture": e["architecture"],
+            "acquisition": f"{e['acquisition']['coils']} {e['acquisition'].get('mask_type', '')} "
+            + ",".join(f"x{a:g}" for a in e["accelerations"]),
+            "PSNR / SSIM": "; ".join(f"x{m['acceleration']:g} {m['PSNR']:.2f} / {m['SSIM']:.3f}" for m in e["metrics"]),
+            "where": _where(e),
+        }
+        for e in book.entries
+    ]
+    click.echo(markdown_rows(rows))
+
+
+@weights.command("fetch")
+@click.argument("name")
+@MANIFEST_OPTION
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help="Hugging Face cache [default: $HF_HUB_CACHE].")
+def weights_fetch(name, manifest, cache_dir):
+    """Find or download the weights NAME, verify their sha256 and load them into their model.
+
+    NAME is a manifest name, an hf://OWNER/REPO[@REVISION][/FILE] URL or a local path. Downloads go
+    to the Hugging Face cache (resumed if interrupted); with HF_HUB_OFFLINE=1 only the cache is used.
+    """
+    _import_tensorflow_quietly()
+    from fastmri_recon.hub.load import load_pretrained
+
+    pretrained = load_pretrained(name, manifest=manifest, cache_dir=cache_dir)
+    source = pretrained.source
+    check = "verified" if source.sha256 else "computed (no recorded checksum)"
+    click.echo(
+        f"{source.name}: {source.architecture}, {pretrained.model.count_params():,} weights, sha256 {pretrained.sha256} "
+        f"{check}; file {source.weights} ({source.origin})"
+    )
+
+
+@weights.command("publish")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--repo-id", required=True, help="Hub model repository OWNER/NAME.")
+@click.option("--name", help="Manifest name [default: the run directory's name].")
+@click.option("--weights", "which", type=click.Choice(["best", "final"]), default="best", show_default=True, help="Weights of the run.")
+@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), help="Hub-ready folder [default: RUN_DIR/hub/NAME].")
+@click.option("--eval-dir", type=click.Path(file_okay=False, path_type=Path), help="Data of the metrics [default: the run's val split].")
+@MANIFEST_OPTION
+@click.option("--dry-run", is_flag=True, help="Write the folder and print the manifest diff; upload nothing, change no manifest.")
+@click.option("--no-upload", is_flag=True, help="Write the folder and the manifest entry marked 'uploaded: false'; upload nothing.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def weights_publish(run_dir, repo_id, name, which, output_dir, eval_dir, manifest, dry_run, no_upload, quiet):
+    """Publish the training run RUN_DIR: Hub-ready folder, upload, manifest entry.
+
+    The folder holds the weights, config.json (the manifest entry without 'hub'), a model card
+    README.md and reconstruction.png; metrics are measured on the run's validation split. The
+    upload uses HF_TOKEN (never printed); the manifest entry then records the sha256 and the
+    commit hash of the upload as revision.
+    """
+    if dry_run and no_upload:
+        raise click.BadParameter("--dry-run and --no-upload exclude each other", param_hint="--dry-run")
+    _import_tensorflow_quietly()
+    from fastmri_recon.hub.publish import publish
+
+    mode = "dry-run" if dry_run else ("no-upload" if no_upload else "upload")
+    result = publish(run_dir, repo_id, name, which, output_dir, eval_dir, manifest, mode, progress=not quiet)
+    click.echo(f"folder written: {result.folder} ({', '.join(sorted(p.name for p in result.folder.iterdir()))})")
+    click.echo(result.diff or "manifest unchanged", nl=not result.diff)
+    if result.revision:
+        click.echo(f"uploaded to https://huggingface.co/{repo_id} at revision {result.revision}")
+    state = "manifest updated" if result.manifest_written else "dry run: nothing uploaded, manifest unchanged"
+    click.echo(state if mode != "no-upload" else f"{state} (entry marked not uploaded)")
+
+
+@cli.command()
+@click.argument("input_dir", type=click.Path(path_type=Path))
+@click.argument("output_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--model", "model_spec", required=True, help="Manifest name, hf:// URL, published folder, run directory or .weights.h5 file.")
+@click.option("--weights", "which", type=click.Choice(["best", "final"]), default="best", show_default=True, help="Weights of run directories.")
+@click.option("--batch-size", default=8, show_default=True, help="Slices per model call.")
+@MANIFEST_OPTION
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def reconstruct(input_dir, output_dir, model_spec, which, batch_size, manifest, quiet):
+    """Reconstruct the test files of INPUT_DIR into fastMRI submission files in OUTPUT_DIR.
+
+    Input files carry their undersampled k-space and mask (fastMRI test / challenge files, the demo
+    data's *_test splits). Each output file has the input's name and one dataset, 'reconstruction':
+    float32 (slices, h, w), in the data's units (k-space scaling undone).
+    """
+    _import_tensorflow_quietly()
+    from fastmri_recon.hub.load import load_pretrained
+    from fastmri_recon.reconstruct import reconstruct_directory
+
+    pretrained = load_pretrained(model_spec, which, manifest)
+    written = reconstruct_directory(pretrained.model, input_dir, output_dir, pretrained.scale_factor, batch_size, not quiet)
+    click.echo(f"{len(written)} reconstructions written to {output_dir} ({pretrained.name}, {pretrained.source.origin})")
 
 
 def main(argv=None):

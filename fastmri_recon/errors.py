@@ -16,3 +16,7 @@ class DataError(FastMRIReconError, ValueError):
 
 class ConfigError(FastMRIReconError, ValueError):
     """An option, configuration value or name (model, baseline) is not valid."""
+
+
+class ChecksumError(DataError):
+    """A downloaded or local weights file does not have the sha256 its manifest entry records."""

@@ -1,6 +1,7 @@
 """Shared fixtures: small fastMRI-format files and a tiny demo data set."""
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -37,3 +38,19 @@ def demo_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     build_demo_dataset(out, TINY_DEMO, progress=False)
     return out
+
+
+TINY_UNET_RUN = {"filters": [4, 8], "n_convs": 1}
+
+
+@pytest.fixture(scope="session")
+def tiny_run(demo_dir, tmp_path_factory):
+    """A finished 2-step single-coil U-net training run on the tiny demo data (its run directory)."""
+    from fastmri_recon.training.config import TrainConfig
+    from fastmri_recon.training.run import run_training
+
+    config = TrainConfig(
+        model="unet", model_config=TINY_UNET_RUN, data_dir=str(demo_dir), epochs=1, steps_per_epoch=2,
+        output_dir=str(tmp_path_factory.mktemp("runs")), run_name="tiny-unet",
+    )
+    return Path(run_training(config, progress=False)["run_dir"])

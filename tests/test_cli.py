@@ -27,13 +27,16 @@ def run_main(argv, capfd):
 def test_help_lists_commands(capfd):
     status, out, _ = run_main(["--help"], capfd)
     assert status == 0
-    for command in ("demo-data", "evaluate", "models", "train", "benchmark"):
+    for command in ("demo-data", "evaluate", "models", "train", "benchmark", "weights", "reconstruct"):
         assert command in out
 
 
-@pytest.mark.parametrize("command", ["demo-data", "evaluate", "models", "train", "benchmark"])
+@pytest.mark.parametrize(
+    "command",
+    ["demo-data", "evaluate", "models", "train", "benchmark", "reconstruct", "weights", "weights list", "weights fetch", "weights publish"],
+)
 def test_command_help(capfd, command):
-    status, out, _ = run_main([command, "--help"], capfd)
+    status, out, _ = run_main([*command.split(), "--help"], capfd)
     assert status == 0 and "Usage: fastmri-recon" in out
 
 
@@ -90,6 +93,7 @@ def test_bad_input_one_line_status_2(kind, tmp_path, demo_dir, capfd):
     [
         (["evaluate"], "Missing argument"),
         (["evaluate", ".", "--model", "unet-ish"], "unknown model"),
+        (["evaluate", ".", "--model", "ncpdnet"], "reconstructs noncartesian acquisitions"),
         (["evaluate", ".", "--acceleration", "3"], "no default center fraction"),
         (["evaluate", ".", "--acceleration", "4", "--center-fraction", "0.5"], "center"),
         (["evaluate", ".", "--mask-type", "spiral"], "spiral"),
@@ -165,3 +169,76 @@ def test_benchmark_tiny(tmp_path, capfd):
     tables = json.loads((tmp_path / "b" / "benchmark.json").read_text())
     assert {r["model"] for r in tables["table_a_singlecoil"]} == {"zero-filled", "cs-wavelet", "unet", "kiki-net", "cascade-net", "pdnet"}
     assert {r["model"] for r in tables["table_b_multicoil"]} >= {"xpdnet", "e2e-varnet", "grappa", "sense"}
+
+
+# --- published weights and reconstruct ---------------------------------------------------------------
+
+REPO_MANIFEST = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "weights_manifest.json")
+
+
+def test_weights_list_and_fetch_the_demo_weights(capfd, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    status, out, err = run_main(["weights", "list", "--manifest", REPO_MANIFEST], capfd)
+    assert status == 0, err
+    assert "| unet-demo-singlecoil | unet | singlecoil random x4,x8 | x4 " in out and "not uploaded" in out
+    status, out, err = run_main(["weights", "fetch", "unet-demo-singlecoil", "--manifest", REPO_MANIFEST], capfd)
+    assert status == 0, err
+    assert out.startswith("unet-demo-singlecoil: unet, 29,321 weights, sha256 ") and " verified; file " in out
+
+
+def test_weights_publish_dry_run_prints_the_diff(tiny_run, tmp_path, capfd):
+    manifest = tmp_path / "weights_manifest.json"
+    manifest.write_text(json.dumps({"manifest_version": 1, "models": []}) + "\n")
+    before = manifest.read_text()
+    argv = ["weights", "publish", str(tiny_run), "--repo-id", "me/tiny", "--output-dir", str(tmp_path / "hub"),
+            "--manifest", str(manifest), "--dry-run", "--quiet"]  # fmt: skip
+    status, out, err = run_main(argv, capfd)
+    assert status == 0, err
+    assert f"folder written: {tmp_path / 'hub'} (README.md, config.json, reconstruction.png, tiny-unet.weights.h5)" in out
+    assert '+      "name": "tiny-unet",' in out and "dry run: nothing uploaded, manifest unchanged" in out
+    assert manifest.read_text() == before
+
+
+def test_reconstruct_writes_submission_files_for_the_test_split(tiny_run, demo_dir, tmp_path, capfd):
+    import h5py
+
+    from fastmri_recon.data.h5 import FastMRIFile
+
+    status, out, err = run_main(["reconstruct", "--model", str(tiny_run), str(demo_dir / "singlecoil_test"), str(tmp_path), "--quiet"], capfd)
+    assert status == 0, err
+    assert out.startswith(f"2 reconstructions written to {tmp_path} (tiny-unet, training run ")
+    for source in sorted((demo_dir / "singlecoil_test").glob("*.h5")):
+        with FastMRIFile(source) as handle, h5py.File(tmp_path / source.name, "r") as result:
+            recon = result["reconstruction"]
+            assert recon.shape == (handle.num_slices, *handle.header.target_shape) and recon.dtype == "float32"
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["weights", "fetch", "unet-demo-singlecol", "--manifest", REPO_MANIFEST], "did you mean unet-demo-singlecoil"),
+        (["weights", "fetch", "hf://no-owner"], "expected hf://OWNER/REPO"),
+        (["weights", "fetch", "runs/nowhere"], "no such file or directory"),
+        (["weights", "list", "--manifest", "missing.json"], "no weights manifest there"),
+        (["weights", "publish", ".", "--repo-id", "me/x", "--dry-run", "--no-upload"], "exclude each other"),
+        (["weights", "publish", ".", "--repo-id", "no-owner", "--dry-run"], "expected OWNER/NAME"),
+        (["weights", "publish", "."], "Missing option '--repo-id'"),
+        (["reconstruct", "in", "out"], "Missing option '--model'"),
+        (["reconstruct", "--model", "nothing-like-it", "in", "out", "--manifest", REPO_MANIFEST], "unknown pretrained model"),
+    ],
+)
+def test_weights_and_reconstruct_bad_options_one_line_status_2(argv, message, capfd):
+    status, _, err = run_main(argv, capfd)
+    assert status == 2 and len(err) == 1 and message in err[0], err
+
+
+@pytest.mark.parametrize("case", ["missing", "same", "no_mask", "not_run"])
+def test_reconstruct_and_publish_bad_paths_one_line_status_2(case, tiny_run, demo_dir, tmp_path, capfd):
+    argv, message = {
+        "missing": (["reconstruct", "--model", str(tiny_run), str(tmp_path / "nowhere"), str(tmp_path / "out")], "no such directory"),
+        "same": (["reconstruct", "--model", str(tiny_run), str(demo_dir / "singlecoil_test"), str(demo_dir / "singlecoil_test")], "must differ"),
+        "no_mask": (["reconstruct", "--model", str(tiny_run), str(demo_dir / "singlecoil_val"), str(tmp_path / "out")], "has no 'mask'"),
+        "not_run": (["weights", "publish", str(demo_dir), "--repo-id", "me/x", "--dry-run", "--manifest", REPO_MANIFEST], "not a training run"),
+    }[case]
+    status, _, err = run_main(argv, capfd)
+    assert status == 2 and len(err) == 1 and message in err[0], err

@@ -1,7 +1,7 @@
 """Coil sensitivity maps estimated from the auto-calibration signal (ACS) of multi-coil k-space.
 
 The ACS is the contiguous band of sampled columns around the k-space centre (column ``W // 2``),
-which every fastMRI mask keeps. Two estimates:
+which every fastMRI mask keeps. Two estimates, and a third for non-Cartesian data:
 
 - `acs_sensitivity_maps` (TensorFlow, usable in tf.data and inside models): the k-space is low-passed
   to the ACS columns, inverse-transformed, and each coil image divided by the root-sum-of-squares
@@ -11,6 +11,8 @@ which every fastMRI mask keeps. Two estimates:
   patches of the data. The projection onto them is a k-space convolution whose image-space form is,
   at each pixel, a Hermitian ``coils x coils`` matrix; the maps are its eigenvectors of eigenvalue
   close to one (pixels whose top eigenvalue is below ``eigen_threshold`` are zero).
+- `nc_lowres_sensitivity_maps` (TensorFlow): as the ACS maps, from the non-Cartesian samples inside
+  a centre disc (ball), transformed by the density-compensated adjoint NUFFT; 2D or 3D.
 
 Sensitivities are defined up to a common phase per pixel: both estimates carry the phase of the
 object (ACS) or of the first coil (ESPIRiT). Over coils, the maps of a pixel inside the object have
@@ -21,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from fastmri_recon.data.masks import acs_bounds
+from fastmri_recon.ops.encoding import NonCartesianEncoding
 from fastmri_recon.ops.fourier import ifft2c
 
 
@@ -63,11 +66,47 @@ def acs_sensitivity_maps(kspace, mask, threshold=0.05):
     kspace = tf.convert_to_tensor(kspace, tf.complex64)
     low_pass = acs_columns(mask)[..., None, None, :]
     images = ifft2c(kspace * tf.complex(low_pass, tf.zeros_like(low_pass)))
-    rss = tf.sqrt(tf.reduce_sum(tf.square(tf.abs(images)), axis=-3, keepdims=True))
-    peak = tf.reduce_max(rss, axis=[-2, -1], keepdims=True)
+    return _normalize_coil_images(images, threshold, ndim=2)
+
+
+def _normalize_coil_images(images, threshold, ndim):
+    """Low-resolution coil images ``(..., coils, *N)`` -> maps: divided by their RSS, background zeroed."""
+    rss = tf.sqrt(tf.reduce_sum(tf.square(tf.abs(images)), axis=-ndim - 1, keepdims=True))
+    peak = tf.reduce_max(rss, axis=list(range(-ndim, 0)), keepdims=True)
     keep = tf.cast(rss > threshold * peak, tf.float32)
     scale = tf.math.divide_no_nan(keep, rss)
     return images * tf.complex(scale, tf.zeros_like(scale))
+
+
+def nc_lowres_sensitivity_maps(samples, trajectory, image_shape, density=None, cutoff=0.08, threshold=0.05,
+                               plan=None):
+    """Sensitivity maps from the centre of non-Cartesian k-space (no calibration scan needed).
+
+    The samples within the disc (ball) of radius ``cutoff * pi`` around the k-space centre, tapered
+    by ``cos^2(pi |k| / (2 cutoff pi))`` and density-compensated, are transformed to low-resolution
+    coil images by the adjoint NUFFT; each is divided by their root-sum-of-squares over coils, and
+    pixels whose RSS is below ``threshold`` times its maximum (background) are zero.
+
+    Args:
+        samples: complex64 ``(..., coils, M)`` (the leading axes: as many as the trajectory's batch
+            axes, or any with a shared trajectory).
+        trajectory: float32 ``(ndim, M)`` (shared) or ``(batch, ndim, M)``, radians.
+        image_shape: spatial shape ``N`` of the maps.
+        density: float32 density-compensation weights ``(M,)`` or ``(batch, M)``, or None.
+        cutoff: radius of the centre disc as a fraction of ``pi``, in ``(0, 1]``.
+        threshold: background threshold relative to the maximum RSS.
+        plan: an `ops.nufft.NUFFTPlan` of the trajectory and image shape to reuse, or None.
+
+    Returns:
+        complex64 ``(..., coils, *N)``; at each kept pixel the maps have unit norm over coils.
+    """
+    trajectory = tf.convert_to_tensor(trajectory, tf.float32)
+    radius = tf.sqrt(tf.reduce_sum(tf.square(trajectory), axis=-2)) / (cutoff * np.pi)
+    taper = tf.where(radius < 1.0, tf.square(tf.cos(0.5 * np.pi * radius)), 0.0)
+    weights = taper if density is None else taper * tf.convert_to_tensor(density, tf.float32)
+    encoding = NonCartesianEncoding(trajectory, image_shape, weights, plan=plan)
+    images = encoding.coil_adjoint(tf.convert_to_tensor(samples, tf.complex64))
+    return _normalize_coil_images(images, threshold, ndim=len(image_shape))
 
 
 def _calibration_matrix(calibration, kernel):

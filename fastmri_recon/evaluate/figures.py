@@ -1,4 +1,4 @@
-"""Figures: reconstructions and error maps of several methods side by side."""
+"""Figures: reconstructions and error maps of several methods side by side; convergence curves."""
 
 import matplotlib
 
@@ -39,6 +39,40 @@ def comparison_figure(path, target, reconstructions, title=None):
         axis.set_axis_off()
     if title:
         fig.suptitle(title)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return path
+
+
+def curves_figure(path, curves, xlabel, ylabel, title=None, logx=False, logy=False, reference=None):
+    """Write a PNG with one line per method (convergence curves, timings).
+
+    Args:
+        path: output ``.png`` path (written atomically).
+        curves: dict method name -> ``(x, y)`` sequences of equal length.
+        xlabel, ylabel: axis labels.
+        title: optional figure title.
+        logx, logy: logarithmic axes.
+        reference: optional ``(label, value)`` drawn as a dashed horizontal line.
+
+    Returns:
+        the written path.
+    """
+    fig, axis = plt.subplots(figsize=(6.4, 4.2))
+    for name, (x, y) in curves.items():
+        axis.plot(x, y, marker=".", markersize=3, linewidth=1.2, label=name)
+    if reference is not None:
+        axis.axhline(reference[1], color="black", linestyle="--", linewidth=0.8, label=reference[0])
+    axis.set_xscale("log" if logx else "linear")
+    axis.set_yscale("log" if logy else "linear")
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=8)
+    if title:
+        axis.set_title(title, fontsize=10)
+    fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)

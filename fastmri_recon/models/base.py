@@ -38,6 +38,7 @@ class ReconstructionModel(keras.Model):
 
     needs_smaps = True
     multicoil_only = False
+    acquisition = "cartesian"  # inputs (kspace, mask[, smaps]); "noncartesian": see models.nc_base
 
     def __init__(self, crop_size=None, **kwargs):
         super().__init__(**kwargs)

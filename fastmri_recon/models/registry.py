@@ -10,6 +10,11 @@ Classes are imported on first use.
 Single- or multi-coil is not part of an entry: every model reads it from the rank of the k-space
 it is called with, and a class whose ``needs_smaps`` is true needs the coil sensitivity maps with
 multi-coil k-space (`models.base`).
+
+Acquisition: entries with ``acquisition="noncartesian"`` (NC-PDNet, its baselines) are
+called as ``model((kspace, trajectory, density[, smaps]))`` instead (`models.nc_base`), take their
+image grid as ``image_shape``, and need the non-Cartesian pipelines; commands that feed Cartesian
+data select the entries with ``acquisition == "cartesian"`` (the default).
 """
 
 import dataclasses
@@ -29,6 +34,8 @@ class Entry:
         target: ``"module:Class"`` of the implementation.
         summary: a one-line description.
         defaults: constructor arguments of the preset (empty: the class's defaults).
+        acquisition: ``"cartesian"`` (inputs ``(kspace, mask[, smaps])``) or ``"noncartesian"``
+            (inputs ``(kspace, trajectory, density[, smaps])``); the class's ``acquisition``.
     """
 
     name: str
@@ -36,6 +43,7 @@ class Entry:
     target: str
     summary: str
     defaults: dict = dataclasses.field(default_factory=dict, hash=False)
+    acquisition: str = "cartesian"
 
     def load_class(self):
         """Import and return the implementing class."""
@@ -120,6 +128,41 @@ ENTRIES = {
             "fastmri_recon.models.varnet:E2EVarNet",
             "E2E-VarNet (fastMRI): 12 cascades of U-nets (18 channels, 4 pools), map estimation; multi-coil",
         ),
+        Entry(
+            "deq-xpdnet",
+            "model",
+            "fastmri_recon.models.deq:DEQXPDNet",
+            "DEQ-XPDNet: fixed point of one shared XPDNet iteration (medium MWCNN), Broyden, SHINE-fallback backward",
+        ),
+        Entry(
+            "nc-adjoint",
+            "baseline",
+            "fastmri_recon.baselines.nc_adjoint:NCAdjoint",
+            "non-Cartesian: density-compensated adjoint NUFFT (2D / 3D; coil-combined with maps, else RSS)",
+            acquisition="noncartesian",
+        ),
+        Entry(
+            "ncpdnet",
+            "model",
+            "fastmri_recon.models.ncpdnet:NCPDNet",
+            "NC-PDNet: 10 primal-only iterations with the density-compensated NUFFT, 5 buffers, 32 filters (2D)",
+            acquisition="noncartesian",
+        ),
+        Entry(
+            "ncpdnet-3d",
+            "model",
+            "fastmri_recon.models.ncpdnet:NCPDNet",
+            "NC-PDNet on 176 x 256 x 256 volumes (Conv3D), as the paper's 3D experiments",
+            {"image_shape": (176, 256, 256)},
+            acquisition="noncartesian",
+        ),
+        Entry(
+            "nc-unet",
+            "model",
+            "fastmri_recon.models.nc_unet:NCUNet",
+            "non-Cartesian: U-net (4 levels, 16-128 filters) correcting the density-compensated adjoint (2D)",
+            acquisition="noncartesian",
+        ),
     )
 }
 
@@ -158,6 +201,8 @@ def count_parameters(name, size=32):
     The model is called once on a dummy input, so that it is built exactly as in use: zero
     single-coil k-space ``(1, size, size)`` with a full mask, or for multi-coil-only classes zero
     multi-coil k-space ``(1, 2, size, size)`` (with uniform maps if the class needs them).
+    Non-Cartesian entries are built on a ``size x size`` grid (``8^3`` for 3D ones) and called on
+    `nc_base.dummy_inputs`.
 
     Args:
         name: a registered name.
@@ -168,6 +213,13 @@ def count_parameters(name, size=32):
     """
     import numpy as np
 
+    if get_entry(name).acquisition == "noncartesian":  # weights do not depend on the grid: build on a small one
+        from fastmri_recon.models.nc_base import dummy_inputs
+
+        shape = (size, size) if len(build(name).image_shape) == 2 else (min(size, 8),) * 3
+        model = build(name, image_shape=shape)
+        model(dummy_inputs(shape, model.multicoil_only))
+        return model.count_params()
     model = build(name)
     multicoil = model.multicoil_only
     shape = (1, 2, size, size) if multicoil else (1, size, size)
@@ -176,3 +228,19 @@ def count_parameters(name, size=32):
         inputs += (np.full(shape, 2**-0.5, np.complex64),)
     model(inputs)
     return model.count_params()
+
+
+def get_cartesian_entry(name):
+    """The `Entry` of ``name``, which must take Cartesian inputs ``(kspace, mask[, smaps])``.
+
+    Raises:
+        ConfigError: for an unknown name or a non-Cartesian entry (the Cartesian commands and
+            pipelines cannot feed it).
+    """
+    entry = get_entry(name)
+    if entry.acquisition != "cartesian":
+        raise ConfigError(
+            f"'{name}' reconstructs {entry.acquisition} acquisitions (inputs (kspace, trajectory, density[, smaps])); "
+            "this command works on Cartesian fastMRI data"
+        )
+    return entry

@@ -17,7 +17,8 @@ from fastmri_recon.data.datasets import MulticoilConfig, SinglecoilConfig, multi
 from fastmri_recon.data.h5 import FastMRIFile, list_volumes
 from fastmri_recon.errors import ConfigError
 from fastmri_recon.files import write_text
-from fastmri_recon.models.registry import build, get_entry
+from fastmri_recon.models.registry import build, get_cartesian_entry
+from fastmri_recon.models.weights import load_checked
 from fastmri_recon.training.config import from_dict
 from fastmri_recon.training.loop import LoopConfig, Trainer
 from fastmri_recon.training.losses import get_loss
@@ -45,7 +46,7 @@ def build_model(config, crop_size):
     Raises:
         ConfigError: for an unknown model or constructor argument.
     """
-    cls = get_entry(config.model).load_class()
+    cls = get_cartesian_entry(config.model).load_class()
     try:
         return build(config.model, crop_size=crop_size, **config.model_config)
     except (TypeError, ValueError) as err:
@@ -122,7 +123,7 @@ def run_training(config, dry_run=False, progress=True):
     """
     strategy, kind = make_strategy(config.strategy)
     description = describe(strategy, kind)
-    needs_smaps = get_entry(config.model).load_class().needs_smaps and config.coils == "multicoil"
+    needs_smaps = get_cartesian_entry(config.model).load_class().needs_smaps and config.coils == "multicoil"
     crop_size = target_shape(split_dir(config, "train"))
     list_volumes(split_dir(config, "val"))
     build_model(config, crop_size)  # fail early on a bad model_config
@@ -179,7 +180,8 @@ def load_trained_model(run_dir, weights="best"):
         ``(model, config)``: the built ``keras.Model`` with the weights loaded and the `TrainConfig`.
 
     Raises:
-        ConfigError: when the directory is not a run directory or lacks the weights.
+        ConfigError: when the directory is not a run directory, lacks the weights, or its weights
+            do not match its configuration.
     """
     run_dir = Path(run_dir)
     config_path, weights_path = run_dir / CONFIG_FILE, run_dir / f"{weights}.weights.h5"
@@ -190,9 +192,5 @@ def load_trained_model(run_dir, weights="best"):
     stored = json.loads(config_path.read_text())
     config = from_dict(stored["config"], str(config_path))
     model = build_model(config, stored["crop_size"])
-    multicoil = config.coils == "multicoil"
-    kspace_shape = (None, None, None, None) if multicoil else (None, None, None)
-    shapes = [kspace_shape, (None, None)] + ([kspace_shape] if multicoil and model.needs_smaps else [])
-    model.build(shapes)
-    model.load_weights(weights_path)
+    load_checked(model, weights_path, config.coils == "multicoil", f"model '{config.model}' of {config_path}")
     return model, config

@@ -3,7 +3,12 @@
 - `singlecoil_dataset` / `multicoil_dataset` (train and validation): ``((kspace, mask[, smaps]),
   target)`` batches, configured by `SinglecoilConfig` / `MulticoilConfig`;
 - `inference_dataset` (test files with their own mask): ``(file_names, slice_indices, (kspace,
-  mask[, smaps]))``, configured by `InferenceConfig`.
+  mask[, smaps]))``, configured by `InferenceConfig`;
+- `noncartesian_dataset` (radial / spiral acquisitions simulated from the files, single- or
+  multi-coil): ``((kspace, trajectory, density[, smaps]), target)``, configured by `NonCartesianConfig`;
+- `volume3d_dataset` (3D stack-of-spirals / stack-of-radial / kooshball acquisitions simulated from
+  NIfTI volumes or `demo_volumes`): ``((kspace, trajectory, density), target)``, configured by
+  `Volume3DConfig`.
 
 K-space and targets are multiplied by ``config.scale_factor`` (`DEFAULT_SCALE_FACTOR` = 1e6); divide
 a model's output by it to get the files' units.
@@ -17,13 +22,21 @@ from fastmri_recon.data.datasets.config import (
     SinglecoilConfig,
 )
 from fastmri_recon.data.datasets.inference import inference_dataset
+from fastmri_recon.data.datasets.nc_config import NonCartesianConfig, Volume3DConfig
+from fastmri_recon.data.datasets.noncartesian import noncartesian_dataset
+from fastmri_recon.data.datasets.volume3d import demo_volumes, volume3d_dataset
 
 __all__ = [
     "DEFAULT_SCALE_FACTOR",
     "InferenceConfig",
     "MulticoilConfig",
+    "NonCartesianConfig",
     "SinglecoilConfig",
+    "Volume3DConfig",
+    "demo_volumes",
     "inference_dataset",
     "multicoil_dataset",
+    "noncartesian_dataset",
     "singlecoil_dataset",
+    "volume3d_dataset",
 ]

@@ -50,6 +50,33 @@ def _check_common(config):
         _fail("skip_bad_files", config.skip_bad_files, "True or False")
 
 
+def _check_slices(config):
+    """Checks of the slice selection of the file-based pipelines."""
+    if config.slice_selection not in SLICE_SELECTIONS:
+        _fail("slice_selection", config.slice_selection, f"one of {SLICE_SELECTIONS}")
+    edge = config.edge_slices
+    if not (_is_int(edge) and edge >= 0) and not (isinstance(edge, float) and 0 <= edge < 0.5):
+        _fail("edge_slices", edge, "an int >= 0 (slices) or a float in [0, 0.5) (fraction of the slices)")
+
+
+def _check_shape(config, field, ndim, optional=False):
+    """``config.<field>`` must be ``ndim`` positive integers (or None if ``optional``); stored as a tuple."""
+    value = getattr(config, field)
+    if value is None and optional:
+        return
+    names = "(H, W)" if ndim == 2 else "(D, H, W)"
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != ndim or not all(
+        _is_int(s) and s >= 1 for s in value
+    ):
+        _fail(field, value, f"{'None or ' if optional else ''}{ndim} positive integers {names}")
+    object.__setattr__(config, field, tuple(int(s) for s in value))
+
+
+def _check_seed(config):
+    if not _is_int(config.seed) or config.seed < 0:
+        _fail("seed", config.seed, "an integer >= 0")
+
+
 def _check_sensitivity(config):
     if config.sensitivity_maps is not None and config.sensitivity_maps not in SENSITIVITY_METHODS:
         _fail("sensitivity_maps", config.sensitivity_maps, f"None or one of {SENSITIVITY_METHODS}")
@@ -105,18 +132,10 @@ class SinglecoilConfig:
 
     def __post_init__(self):
         self._check_masks()
-        if self.slice_selection not in SLICE_SELECTIONS:
-            _fail("slice_selection", self.slice_selection, f"one of {SLICE_SELECTIONS}")
-        edge = self.edge_slices
-        if not (_is_int(edge) and edge >= 0) and not (isinstance(edge, float) and 0 <= edge < 0.5):
-            _fail("edge_slices", edge, "an int >= 0 (slices) or a float in [0, 0.5) (fraction of the slices)")
+        _check_slices(self)
         _check_common(self)
-        if self.grid_shape is not None:
-            if len(tuple(self.grid_shape)) != 2 or not all(_is_int(s) and s >= 1 for s in self.grid_shape):
-                _fail("grid_shape", self.grid_shape, "None or two positive integers (H, W)")
-            object.__setattr__(self, "grid_shape", tuple(int(s) for s in self.grid_shape))
-        if not _is_int(self.seed) or self.seed < 0:
-            _fail("seed", self.seed, "an integer >= 0")
+        _check_shape(self, "grid_shape", 2, optional=True)
+        _check_seed(self)
 
     def _check_masks(self):
         if self.mask_kind not in MASK_FUNCTIONS:

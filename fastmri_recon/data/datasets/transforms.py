@@ -88,11 +88,25 @@ def regrid(kspace, offsets, grid_shape):
     Returns:
         complex64 ``([coils,] H', W')``.
     """
-    rank = kspace.shape.rank
-    image = ifft2c(kspace)
-    image = _window(image, rank - 2, offsets[0], grid_shape[0])
-    image = _window(image, rank - 1, offsets[1], grid_shape[1])
-    return fft2c(image)
+    return fft2c(window_image(ifft2c(kspace), offsets, grid_shape))
+
+
+def window_image(image, offsets, grid_shape):
+    """The ``grid_shape`` window of an image starting at ``offsets`` (zeros outside the image).
+
+    Args:
+        image: tensor ``(..., H, W)``.
+        offsets: int32 ``(2,)`` window offsets from `volume_geometry` (negative: zero-padding).
+        grid_shape: ``(H', W')``, Python ints.
+
+    Returns:
+        tensor ``(..., H', W')``.
+    """
+    rank = image.shape.rank
+    window = _window(image, rank - 2, offsets[0], grid_shape[0])
+    window = _window(window, rank - 1, offsets[1], grid_shape[1])
+    window.set_shape(image.shape[:-2].concatenate(grid_shape))
+    return window
 
 
 def padding_mask(width, left, right):

@@ -4,7 +4,8 @@
 optional normalisation and the activation. `ComplexConvStack` puts a `ConvBlock` and a linear output
 convolution between a split of complex feature maps into real channels (`complex.to_channels`) and
 their recombination: the image CNN of Cascade-net, the K- and I-nets of KIKI-net and the primal /
-dual CNNs of PD-net are all instances.
+dual CNNs of PD-net and NC-PDNet are all instances. Both are 2D by default and 3D with ``rank=3``
+(``Conv3D``, for NC-PDNet on volumes).
 """
 
 import keras
@@ -32,18 +33,34 @@ def get_activation(name):
     return keras.activations.get(name)
 
 
-def make_activation(name):
+def make_activation(name, rank=2):
     """A weightless activation layer, or a PReLU layer (one slope per channel) for ``"prelu"``.
 
     Args:
         name: ``"prelu"`` or a name accepted by `get_activation`.
+        rank: number of spatial axes of the feature maps (2 or 3).
 
     Returns:
         keras.layers.Layer.
     """
     if name == "prelu":
-        return keras.layers.PReLU(shared_axes=[1, 2])
+        return keras.layers.PReLU(shared_axes=list(range(1, rank + 1)))
     return keras.layers.Activation(get_activation(name))
+
+
+CONVOLUTIONS = {2: keras.layers.Conv2D, 3: keras.layers.Conv3D}
+"""The convolution layer of each spatial rank."""
+
+
+def _check_rank(rank):
+    if rank not in CONVOLUTIONS:
+        raise ConfigError(f"rank must be 2 (images) or 3 (volumes), got {rank!r}")
+    return rank
+
+
+def _spatial(rank, channels):
+    """A feature-map shape with unknown batch and spatial sizes: ``(None,) * (rank + 1) + (channels,)``."""
+    return (None,) * (rank + 1) + (channels,)
 
 
 def make_normalization(name):
@@ -71,14 +88,15 @@ def build_unit(layers, input_shape, channels):
 
     Args:
         layers: ``(conv, norm, activation)``; ``norm`` may be None.
-        input_shape: the convolution's input shape ``(batch, H, W, C_in)``.
+        input_shape: the convolution's input shape ``(batch, H, W, C_in)`` (or ``(batch, D, H, W,
+            C_in)``).
         channels: the convolution's output channels.
     """
     conv, norm, activation = layers
     conv.build(input_shape)
     for layer in (norm, activation):
         if layer is not None:
-            layer.build((None, None, None, channels))
+            layer.build(tuple(input_shape[:-1]) + (channels,))
 
 
 def apply_unit(layers, x):
@@ -102,17 +120,19 @@ class ConvBlock(keras.layers.Layer):
         activation: activation name (see `make_activation`: ``"prelu"`` or a `get_activation` name).
         use_bias: whether the convolutions have biases.
         normalization: None or ``"instance"`` (see `make_normalization`).
+        rank: number of spatial axes, 2 (``Conv2D``) or 3 (``Conv3D``).
 
     Call args:
-        x: float ``(batch, H, W, C_in)``.
+        x: float ``(batch, H, W, C_in)`` (rank 2) or ``(batch, D, H, W, C_in)`` (rank 3).
 
     Returns:
-        ``(batch, H, W, n_filters)`` in the layer's compute dtype (float32, or float16 under
+        ``(batch, [D,] H, W, n_filters)`` in the layer's compute dtype (float32, or float16 under
         ``mixed_float16``); ``x`` itself when ``n_convs`` is 0.
     """
 
     def __init__(
-        self, n_convs, n_filters, kernel_size=3, activation="relu", use_bias=True, normalization=None, **kwargs
+        self, n_convs, n_filters, kernel_size=3, activation="relu", use_bias=True, normalization=None, rank=2,
+        **kwargs
     ):
         super().__init__(**kwargs)
         self.n_convs = n_convs
@@ -121,22 +141,22 @@ class ConvBlock(keras.layers.Layer):
         self.activation = activation
         self.use_bias = use_bias
         self.normalization = normalization
-        self.convs = [
-            keras.layers.Conv2D(n_filters, kernel_size, padding="same", use_bias=use_bias) for _ in range(n_convs)
-        ]
+        self.rank = _check_rank(rank)
+        conv = CONVOLUTIONS[rank]
+        self.convs = [conv(n_filters, kernel_size, padding="same", use_bias=use_bias) for _ in range(n_convs)]
         make_normalization(normalization)  # validates the name
         self.norms = [] if normalization is None else [make_normalization(normalization) for _ in range(n_convs)]
-        self.activations = [make_activation(activation) for _ in range(n_convs)]
+        self.activations = [make_activation(activation, rank) for _ in range(n_convs)]
 
     def _units(self):
         norms = self.norms or [None] * self.n_convs
         return zip(self.convs, norms, self.activations)
 
     def build(self, input_shape):
-        """Create the weights for ``input_shape = (batch, H, W, C_in)`` (only ``C_in`` matters)."""
+        """Create the weights for ``input_shape = (batch, [D,] H, W, C_in)`` (only ``C_in`` matters)."""
         channels = input_shape[-1]
         for unit in self._units():
-            build_unit(unit, (None, None, None, channels), self.n_filters)
+            build_unit(unit, _spatial(self.rank, channels), self.n_filters)
             channels = self.n_filters
 
     def call(self, x):
@@ -153,6 +173,7 @@ class ConvBlock(keras.layers.Layer):
             "activation": self.activation,
             "use_bias": self.use_bias,
             "normalization": self.normalization,
+            "rank": self.rank,
         }
 
 
@@ -168,17 +189,20 @@ class ComplexConvStack(keras.layers.Layer):
         kernel_size: kernel size of the hidden convolutions.
         last_kernel_size: kernel size of the output convolution.
         activation: activation name (see `get_activation`).
+        rank: number of spatial axes, 2 (images) or 3 (volumes: ``Conv3D``).
 
     Call args:
         x: complex64 ``(batch, H, W, C_in)``, or ``(batch, coils, H, W, C_in)`` for multi-coil
-            k-space: the coils are then folded into the batch (one CNN, shared by all coils).
+            k-space: the coils are then folded into the batch (one CNN, shared by all coils). With
+            ``rank=3``, a depth axis before ``H``.
 
     Returns:
-        complex64 ``(batch, H, W, C_out)`` or ``(batch, coils, H, W, C_out)``.
+        complex64 ``(batch, [coils,] [D,] H, W, C_out)``.
     """
 
     def __init__(
-        self, n_convs, n_filters, out_channels, kernel_size=3, last_kernel_size=3, activation="relu", **kwargs
+        self, n_convs, n_filters, out_channels, kernel_size=3, last_kernel_size=3, activation="relu", rank=2,
+        **kwargs
     ):
         super().__init__(**kwargs)
         self.n_convs = n_convs
@@ -187,20 +211,23 @@ class ComplexConvStack(keras.layers.Layer):
         self.kernel_size = kernel_size
         self.last_kernel_size = last_kernel_size
         self.activation = activation
-        self.hidden = ConvBlock(n_convs, n_filters, kernel_size, activation)
-        self.output_conv = keras.layers.Conv2D(2 * out_channels, last_kernel_size, padding="same")
+        self.rank = _check_rank(rank)
+        self.hidden = ConvBlock(n_convs, n_filters, kernel_size, activation, rank=rank)
+        self.output_conv = CONVOLUTIONS[rank](2 * out_channels, last_kernel_size, padding="same")
 
     def build(self, input_shape):
-        """Create the weights for ``input_shape = (batch, H, W, C_in)`` (only ``C_in`` matters)."""
+        """Create the weights for ``input_shape = (batch, [D,] H, W, C_in)`` (only ``C_in`` matters)."""
         channels = 2 * input_shape[-1]
-        self.hidden.build((None, None, None, channels))
-        self.output_conv.build((None, None, None, self.n_filters if self.n_convs else channels))
+        self.hidden.build(_spatial(self.rank, channels))
+        self.output_conv.build(_spatial(self.rank, self.n_filters if self.n_convs else channels))
 
     def call(self, x):
         shape = tf.shape(x)
-        folded = tf.reshape(x, [-1, shape[-3], shape[-2], x.shape[-1]]) if x.shape.rank > 4 else x
+        folds = x.shape.rank > self.rank + 2
+        spatial = shape[x.shape.rank - self.rank - 1 : -1]
+        folded = tf.reshape(x, tf.concat([[-1], spatial, [x.shape[-1]]], 0)) if folds else x
         y = from_channels(self.output_conv(self.hidden(to_channels(folded))))
-        return tf.reshape(y, tf.concat([shape[:-1], [self.out_channels]], 0)) if x.shape.rank > 4 else y
+        return tf.reshape(y, tf.concat([shape[:-1], [self.out_channels]], 0)) if folds else y
 
     def get_config(self):
         return {
@@ -211,4 +238,5 @@ class ComplexConvStack(keras.layers.Layer):
             "kernel_size": self.kernel_size,
             "last_kernel_size": self.last_kernel_size,
             "activation": self.activation,
+            "rank": self.rank,
         }

@@ -1,0 +1,154 @@
+"""2D non-Cartesian train / validation pipeline: fastMRI-format files -> simulated radial / spiral samples.
+
+fastMRI files hold Cartesian k-space; the non-Cartesian acquisition is simulated as in the NC-PDNet
+paper. For each slice: the fully-sampled k-space is transformed to an image (one per coil), cropped
+or zero-padded to the image grid ``image_shape`` around the target's crop window
+(`transforms.window_image`; by default the grid is the target size), and sampled on the trajectory
+by the NUFFT (``F_nu x`` single-coil, ``F_nu x_c`` per coil). The trajectory (radial or spiral at
+the configured acceleration, `data.trajectories`), its NUFFT plan and its Pipe-Menon density
+compensation (`data.density`) are computed once, when the pipeline is built: every example of a
+pipeline shares them.
+
+In training, ``config.phase_augmentation`` multiplies each example's samples by a random global
+phase ``exp(i theta)``: the encoding being linear, these are the samples of ``exp(i theta) x``, whose
+magnitude target is the same.
+
+Multi-coil files get sensitivity maps (``config.sensitivity_maps``): ``"acs"`` estimates them from
+the centre columns of the file's Cartesian k-space (`sensitivity.acs_sensitivity_maps`, as from a
+calibration scan), windowed like the coil images; ``"lowres"`` from the simulated non-Cartesian
+samples inside a centre disc (`sensitivity.nc_lowres_sensitivity_maps`). The target is the file's
+(``reconstruction_esc`` / ``reconstruction_rss``); with normalised maps it is the magnitude of the
+coil-combined image the models reconstruct.
+
+File listing, checks, sharding, slice selection and shuffling are the Cartesian pipelines'
+(`cartesian`, `volumes`); samples and targets are multiplied by ``config.scale_factor``.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from fastmri_recon.data.datasets.cartesian import _batch_size, _check_config_type, _examples
+from fastmri_recon.data.datasets.nc_config import NonCartesianConfig
+from fastmri_recon.data.datasets.transforms import volume_geometry, window_image
+from fastmri_recon.data.datasets.volumes import common_shape, read_slices, scan_volumes, shard_volumes
+from fastmri_recon.data.density import pipe_menon_density
+from fastmri_recon.data.masks import _tf_center_lines, _tf_num_low
+from fastmri_recon.data.sensitivity import acs_sensitivity_maps, nc_lowres_sensitivity_maps
+from fastmri_recon.data.trajectories import make_trajectory
+from fastmri_recon.errors import ConfigError
+from fastmri_recon.ops.fourier import ifft2c
+from fastmri_recon.ops.nufft import NUFFTPlan
+
+
+class SimulatedAcquisition:
+    """A trajectory with its NUFFT plan and density compensation, computed once for an image grid.
+
+    Args:
+        kind: trajectory kind (`data.trajectories.KINDS`).
+        image_shape: the image grid ``(H, W)`` or ``(D, H, W)``.
+        acceleration: acceleration factor.
+        options: extra arguments of the trajectory function.
+        density_iterations: Pipe-Menon iterations.
+        eps: NUFFT accuracy of the simulation.
+
+    Attributes:
+        trajectory: float32 tensor ``(ndim, M)``; ``density``: float32 tensor ``(M,)``;
+        plan: the shared `ops.nufft.NUFFTPlan`; ``image_shape``: tuple of ints.
+    """
+
+    def __init__(self, kind, image_shape, acceleration, options, density_iterations, eps):
+        self.image_shape = tuple(image_shape)
+        self.trajectory = tf.constant(make_trajectory(kind, image_shape, acceleration, **options))
+        self.plan = NUFFTPlan(self.trajectory, self.image_shape, eps=eps)
+        self.density = pipe_menon_density(self.trajectory, self.image_shape, n_iter=density_iterations)
+
+    def sample(self, images):
+        """Non-Cartesian samples of images ``(..., *image_shape)`` complex64 -> ``(..., M)``."""
+        return self.plan.forward(images)
+
+
+def calibration_band(num_cols, fraction):
+    """float32 ``(num_cols,)``: the centre band of ``max(1, round(num_cols * fraction))`` columns (fastMRI's placement)."""
+    return tf.cast(_tf_center_lines(num_cols, tf.maximum(_tf_num_low(num_cols, fraction), 1)), tf.float32)
+
+
+def noncartesian_dataset(directory, config=NonCartesianConfig(), training=True, input_context=None):
+    """The non-Cartesian train / validation pipeline of a directory of fastMRI files (single- or multi-coil).
+
+    Args:
+        directory: a directory of fastMRI files with targets, all single-coil or all multi-coil
+            (the first file decides).
+        config: `NonCartesianConfig`.
+        training: True: shuffling, incomplete batch dropped; False: files' order, every batch.
+        input_context: optional ``tf.distribute.InputContext`` (sharding by file, per-replica batch).
+
+    Returns:
+        ``tf.data.Dataset`` of ``((kspace, trajectory, density), target)``, or
+        ``((kspace, trajectory, density, smaps), target)`` for multi-coil files with
+        ``config.sensitivity_maps``: kspace complex64 ``(batch, M)`` or ``(batch, coils, M)``,
+        trajectory float32 ``(batch, 2, M)``, density float32 ``(batch, M)``, smaps complex64
+        ``(batch, coils, H, W)`` (``image_shape``), target float32 ``(batch, h, w)``; samples and
+        targets multiplied by ``config.scale_factor``.
+
+    Raises:
+        DataError: naming the file, for a corrupt or non-conforming file (unless
+            ``config.skip_bad_files``); naming the directory when no file is usable.
+        ConfigError: when the configuration is not a `NonCartesianConfig` or does not fit the data
+            (image grid smaller than a target, targets of different sizes without ``image_shape``).
+    """
+    _check_config_type(config, NonCartesianConfig)
+    volumes = scan_volumes(directory, None, True, config.contrasts, config.skip_bad_files)
+    multicoil = len(volumes[0].kspace_shape) == 3
+    volumes = shard_volumes(volumes, input_context)
+    batch_size = _batch_size(config, input_context)
+    target_shape = common_shape([v.target_shape for v in volumes])
+    image_shape = config.image_shape or target_shape
+    if None in image_shape:
+        raise ConfigError(
+            f"image_shape=None: the files' targets differ in size ({sorted({v.target_shape for v in volumes})}); "
+            "give an image_shape"
+        )
+    if batch_size > 1 and None in target_shape:
+        raise ConfigError(f"batch_size={config.batch_size}: the files' targets differ in size; use batch_size=1")
+    offsets = tf.constant([volume_geometry(v, image_shape)[2] for v in volumes], tf.int32)
+    acquisition = SimulatedAcquisition(
+        config.trajectory, image_shape, config.acceleration, config.trajectory_options, config.density_iterations,
+        config.nufft_eps,
+    )
+    maps = config.sensitivity_maps if multicoil else None
+    scale = tf.constant(config.scale_factor, tf.complex64)
+    raw_shape = common_shape([v.kspace_shape for v in volumes])
+
+    def read(file_index, slice_index):
+        return read_slices(volumes[int(file_index)], int(slice_index), with_target=True)
+
+    def example(file_index, slice_index, seed):
+        kspace, target = tf.numpy_function(read, [file_index, slice_index], (tf.complex64, tf.float32), stateful=False)
+        kspace.set_shape(raw_shape)
+        target.set_shape(target_shape)
+        images = window_image(ifft2c(kspace * scale), offsets[file_index], image_shape)
+        samples = acquisition.sample(images)
+        if training and config.phase_augmentation:
+            theta = tf.random.stateless_uniform([], tf.stack([seed, 2]), 0.0, 2.0 * np.pi)
+            samples = samples * tf.exp(tf.complex(0.0, theta))
+        inputs = (samples, acquisition.trajectory, acquisition.density)
+        if maps == "acs":
+            band = calibration_band(tf.shape(kspace)[-1], config.calibration_fraction)
+            smaps = acs_sensitivity_maps(kspace, band, config.acs_threshold)
+            inputs += (window_image(smaps, offsets[file_index], image_shape),)
+        elif maps == "lowres":
+            inputs += (
+                nc_lowres_sensitivity_maps(
+                    samples, acquisition.trajectory, image_shape, acquisition.density,
+                    config.calibration_fraction, config.acs_threshold, plan=acquisition.plan,
+                ),
+            )
+        return inputs, target * config.scale_factor
+
+    dataset = _examples(volumes, config, training).map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = dataset.batch(batch_size, drop_remainder=training)
+    if input_context is not None:  # sharded by file here: no further auto-sharding
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        dataset = dataset.with_options(options)
+    return dataset.prefetch(tf.data.AUTOTUNE)
