@@ -7,7 +7,6 @@ filters, 2 convolutions per level, ReLU, as the paper's baseline), residually:
 """
 
 import keras
-import tensorflow as tf
 
 from fastmri_recon.errors import ConfigError
 from fastmri_recon.models.layers.complex import from_channels, to_channels

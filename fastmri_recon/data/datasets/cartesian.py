@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from fastmri_recon.data.datasets.config import MulticoilConfig, SinglecoilConfig
 from fastmri_recon.data.datasets.transforms import padding_mask, regrid, sensitivity_maps, volume_geometry
-from fastmri_recon.data.datasets.volumes import common_shape, read_slices, scan_volumes, shard_volumes, slice_range
+from fastmri_recon.data.datasets.volumes import common_shape, scan_volumes, slice_reader, shard_volumes, slice_range
 from fastmri_recon.data.masks import seeded_volume_mask
 from fastmri_recon.errors import ConfigError
 from fastmri_recon.ops.masking import apply_mask
@@ -146,15 +146,10 @@ def _cartesian_dataset(directory, config, multicoil, training, input_context):
     sampler = config.mask_sampler()
     masks = None if training else _fixed_mask_table(volumes, geometries, sampler)
     scale = tf.constant(config.scale_factor, tf.complex64)
-    raw_shape = common_shape([v.kspace_shape for v in volumes])
-
-    def read(file_index, slice_index):
-        return read_slices(volumes[int(file_index)], int(slice_index), with_target=True)
+    read = slice_reader(volumes, common_shape([v.kspace_shape for v in volumes]), target_shape)
 
     def example(file_index, slice_index, seed):
-        kspace, target = tf.numpy_function(read, [file_index, slice_index], (tf.complex64, tf.float32), stateful=False)
-        kspace.set_shape(raw_shape)
-        target.set_shape(target_shape)
+        kspace, target = read(file_index, slice_index)
         if config.grid_shape is not None:
             kspace = regrid(kspace, offsets[file_index], config.grid_shape)
         kspace = tf.ensure_shape(kspace, kspace_shape)

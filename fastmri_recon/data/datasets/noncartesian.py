@@ -30,7 +30,7 @@ import tensorflow as tf
 from fastmri_recon.data.datasets.cartesian import _batch_size, _check_config_type, _examples
 from fastmri_recon.data.datasets.nc_config import NonCartesianConfig
 from fastmri_recon.data.datasets.transforms import volume_geometry, window_image
-from fastmri_recon.data.datasets.volumes import common_shape, read_slices, scan_volumes, shard_volumes
+from fastmri_recon.data.datasets.volumes import common_shape, scan_volumes, slice_reader, shard_volumes
 from fastmri_recon.data.density import pipe_menon_density
 from fastmri_recon.data.masks import _tf_center_lines, _tf_num_low
 from fastmri_recon.data.sensitivity import acs_sensitivity_maps, nc_lowres_sensitivity_maps
@@ -117,15 +117,10 @@ def noncartesian_dataset(directory, config=NonCartesianConfig(), training=True, 
     )
     maps = config.sensitivity_maps if multicoil else None
     scale = tf.constant(config.scale_factor, tf.complex64)
-    raw_shape = common_shape([v.kspace_shape for v in volumes])
-
-    def read(file_index, slice_index):
-        return read_slices(volumes[int(file_index)], int(slice_index), with_target=True)
+    read = slice_reader(volumes, common_shape([v.kspace_shape for v in volumes]), target_shape)
 
     def example(file_index, slice_index, seed):
-        kspace, target = tf.numpy_function(read, [file_index, slice_index], (tf.complex64, tf.float32), stateful=False)
-        kspace.set_shape(raw_shape)
-        target.set_shape(target_shape)
+        kspace, target = read(file_index, slice_index)
         images = window_image(ifft2c(kspace * scale), offsets[file_index], image_shape)
         samples = acquisition.sample(images)
         if training and config.phase_augmentation:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import tensorflow as tf
 
 from fastmri_recon.data.h5 import FastMRIFile, list_volumes
 from fastmri_recon.errors import ConfigError, DataError
@@ -181,3 +182,28 @@ def read_slices(volume, index, with_target):
         arrays[1] = arrays[1].astype(np.float32, copy=False)
         return tuple(arrays)
     return arrays[0]
+
+
+def slice_reader(volumes, kspace_shape, target_shape):
+    """A graph function reading one slice of one of ``volumes`` (through ``tf.numpy_function``).
+
+    Args:
+        volumes: list of `VolumeInfo`.
+        kspace_shape: static k-space shape of one slice (``common_shape`` of the volumes').
+        target_shape: static target shape ``(h, w)``.
+
+    Returns:
+        ``read(file_index, slice_index) -> (kspace, target)``: complex64 ``kspace_shape`` and
+        float32 ``target_shape`` tensors (values checked as `read_slices` does).
+    """
+
+    def read_numpy(file_index, slice_index):
+        return read_slices(volumes[int(file_index)], int(slice_index), with_target=True)
+
+    def read(file_index, slice_index):
+        kspace, target = tf.numpy_function(read_numpy, [file_index, slice_index], (tf.complex64, tf.float32), stateful=False)
+        kspace.set_shape(kspace_shape)
+        target.set_shape(target_shape)
+        return kspace, target
+
+    return read
