@@ -164,6 +164,7 @@ def _key_values(pairs):
 @click.option("--center-fraction", "center_fractions", help="Comma-separated center fractions [default: 0.08 for 4, 0.04 for 8].")
 @click.option("--contrast", "contrasts", multiple=True, help="Keep files with this acquisition attribute (repeatable).")
 @click.option("--slice-selection", type=click.Choice(["all", "random"]), help="[default: all]")
+@click.option("--phase-augmentation", is_flag=True, default=None, help="Random global phase per training example.")
 @click.option("--loss", type=click.Choice(["mae", "mse", "ssim", "msssim_l1"]), help="[default: mae]")
 @click.option("--optimizer", type=click.Choice(["radam", "adam"]), help="[default: radam]")
 @click.option("--learning-rate", "--lr", "learning_rate", type=float, help="[default: 1e-3]")

@@ -34,6 +34,7 @@ class TrainConfig:
         center_fractions: paired center fractions (None: 0.08 for 4, 0.04 for 8).
         contrasts: ``acquisition`` attributes to keep (None: all).
         slice_selection: ``all`` slices or one ``random`` slice per volume per epoch.
+        phase_augmentation: multiply each training example by a random global phase.
         loss: ``mae``, ``mse``, ``ssim`` or ``msssim_l1``.
         optimizer: ``radam`` (the papers') or ``adam``.
         learning_rate: initial learning rate.
@@ -60,6 +61,7 @@ class TrainConfig:
     center_fractions: tuple = None
     contrasts: tuple = None
     slice_selection: str = "all"
+    phase_augmentation: bool = False
     loss: str = "mae"
     optimizer: str = "radam"
     learning_rate: float = 1e-3
@@ -115,7 +117,7 @@ def _jsonable(value):
 _TYPES = {
     "model": str, "model_config": dict, "data_dir": str, "coils": str, "mask_type": str,
     "accelerations": "numbers", "center_fractions": "numbers?", "contrasts": "strings?",
-    "slice_selection": str, "loss": str, "optimizer": str, "learning_rate": "number", "epochs": int,
+    "slice_selection": str, "phase_augmentation": bool, "loss": str, "optimizer": str, "learning_rate": "number", "epochs": int,
     "steps_per_epoch": "int?", "batch_size": int, "validation_steps": "int?", "checkpoint_every": int,
     "mixed_precision": bool, "deterministic": bool, "seed": int, "strategy": str, "output_dir": str,
     "run_name": "str?",

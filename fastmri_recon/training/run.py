@@ -60,6 +60,7 @@ def pipeline_config(config, needs_smaps, seed):
         accelerations=config.accelerations,
         center_fractions=config.center_fractions,
         slice_selection=config.slice_selection,
+        phase_augmentation=config.phase_augmentation,
         contrasts=config.contrasts,
         batch_size=config.batch_size,
         seed=seed,
@@ -93,7 +94,7 @@ def _check_resumable(run_dir, config):
     path = run_dir / CONFIG_FILE
     if not path.is_file():
         return
-    previous = json.loads(path.read_text())["config"]
+    previous = from_dict(json.loads(path.read_text())["config"], str(path)).to_json()  # later fields: defaults
     changed = sorted(k for k, v in config.to_json().items() if previous.get(k) != v and k != "epochs")
     if changed:
         raise ConfigError(

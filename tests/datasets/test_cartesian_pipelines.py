@@ -232,3 +232,18 @@ def test_fully_sampled_examples_reconstruct_the_target(demo_dir, grid_shape):
     assert np.all(mask.numpy() == 1)  # a regridded fully sampled example stays fully sampled
     image = ZeroFilled(crop_size=(32, 32))((kspace, mask))
     np.testing.assert_allclose(image, target, atol=1e-5 * float(tf.reduce_max(target)))
+
+
+def test_phase_augmentation_rotates_kspace_only(singlecoil_dir):
+    """A random global phase per training example: same magnitudes and targets, other phases."""
+    plain = batches(singlecoil_dataset(singlecoil_dir, SinglecoilConfig(batch_size=1, seed=3)))
+    config = SinglecoilConfig(batch_size=1, seed=3, phase_augmentation=True)
+    augmented = batches(singlecoil_dataset(singlecoil_dir, config))
+    np.testing.assert_array_equal(batches(singlecoil_dataset(singlecoil_dir, config))[0][0][0], augmented[0][0][0])
+    for ((k0, m0), t0), ((k1, m1), t1) in zip(plain, augmented):
+        np.testing.assert_array_equal(t0, t1)
+        np.testing.assert_array_equal(m0, m1)
+        np.testing.assert_allclose(np.abs(k1), np.abs(k0), rtol=1e-5, atol=1e-3)
+    assert not np.allclose(plain[0][0][0], augmented[0][0][0])
+    with pytest.raises(ConfigError, match="phase_augmentation"):
+        SinglecoilConfig(phase_augmentation="yes")

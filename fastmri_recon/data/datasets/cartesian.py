@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from fastmri_recon.data.datasets.config import MulticoilConfig, SinglecoilConfig
-from fastmri_recon.data.datasets.transforms import padding_mask, regrid, sensitivity_maps, volume_geometry
+from fastmri_recon.data.datasets.transforms import padding_mask, random_global_phase, regrid, sensitivity_maps, volume_geometry
 from fastmri_recon.data.datasets.volumes import common_shape, scan_volumes, slice_reader, shard_volumes, slice_range
 from fastmri_recon.data.masks import seeded_volume_mask
 from fastmri_recon.errors import ConfigError
@@ -161,6 +161,8 @@ def _cartesian_dataset(directory, config, multicoil, training, input_context):
             mask = masks[file_index, :width]
         mask = tf.ensure_shape(mask, kspace_shape[-1:])
         kspace = apply_mask(kspace * scale, mask)
+        if training and config.phase_augmentation:
+            kspace = random_global_phase(kspace, seed)
         inputs = (kspace, mask)
         if multicoil and config.sensitivity_maps is not None:
             inputs += (sensitivity_maps(kspace, mask, config.sensitivity_maps, config.acs_threshold),)

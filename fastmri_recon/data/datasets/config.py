@@ -113,6 +113,8 @@ class SinglecoilConfig:
         seed: seed of the shuffling, of the slice draws and of the training masks.
         skip_bad_files: False: a corrupt or non-conforming file raises a `DataError` naming it
             when the pipeline is built; True: it is skipped with a warning naming it.
+        phase_augmentation: in training, multiply each example's k-space by a random global phase
+            (`transforms.random_global_phase`; the magnitude target is unchanged).
 
     Raises:
         ConfigError: naming the first invalid field.
@@ -129,9 +131,12 @@ class SinglecoilConfig:
     scale_factor: float = DEFAULT_SCALE_FACTOR
     seed: int = 0
     skip_bad_files: bool = False
+    phase_augmentation: bool = False
 
     def __post_init__(self):
         self._check_masks()
+        if not isinstance(self.phase_augmentation, bool):
+            _fail("phase_augmentation", self.phase_augmentation, "True or False")
         _check_slices(self)
         _check_common(self)
         _check_shape(self, "grid_shape", 2, optional=True)

@@ -24,12 +24,11 @@ File listing, checks, sharding, slice selection and shuffling are the Cartesian 
 (`cartesian`, `volumes`); samples and targets are multiplied by ``config.scale_factor``.
 """
 
-import numpy as np
 import tensorflow as tf
 
 from fastmri_recon.data.datasets.cartesian import _batch_size, _check_config_type, _examples
 from fastmri_recon.data.datasets.nc_config import NonCartesianConfig
-from fastmri_recon.data.datasets.transforms import volume_geometry, window_image
+from fastmri_recon.data.datasets.transforms import random_global_phase, volume_geometry, window_image
 from fastmri_recon.data.datasets.volumes import common_shape, scan_volumes, slice_reader, shard_volumes
 from fastmri_recon.data.density import pipe_menon_density
 from fastmri_recon.data.masks import _tf_center_lines, _tf_num_low
@@ -124,8 +123,7 @@ def noncartesian_dataset(directory, config=NonCartesianConfig(), training=True, 
         images = window_image(ifft2c(kspace * scale), offsets[file_index], image_shape)
         samples = acquisition.sample(images)
         if training and config.phase_augmentation:
-            theta = tf.random.stateless_uniform([], tf.stack([seed, 2]), 0.0, 2.0 * np.pi)
-            samples = samples * tf.exp(tf.complex(0.0, theta))
+            samples = random_global_phase(samples, seed)
         inputs = (samples, acquisition.trajectory, acquisition.density)
         if maps == "acs":
             band = calibration_band(tf.shape(kspace)[-1], config.calibration_fraction)

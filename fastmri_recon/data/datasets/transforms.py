@@ -140,3 +140,20 @@ def sensitivity_maps(kspace, mask, method, acs_threshold):
     maps = tf.numpy_function(_numpy_espirit, [kspace, mask], tf.complex64, stateful=False)
     maps.set_shape(kspace.shape)
     return maps
+
+
+def random_global_phase(data, seed):
+    """Multiply complex data by ``exp(i theta)``, theta drawn uniformly in [0, 2 pi) from ``seed``.
+
+    A global phase leaves magnitude targets unchanged; used as training augmentation because
+    complex networks are not phase-equivariant and a few subjects cover few image phases.
+
+    Args:
+        data: complex64 tensor (k-space or samples) of any shape.
+        seed: int scalar tensor, the example's seed.
+
+    Returns:
+        complex64 tensor of ``data``'s shape.
+    """
+    theta = tf.random.stateless_uniform([], tf.stack([tf.cast(seed, tf.int64), 2]), 0.0, 2.0 * np.pi)
+    return data * tf.exp(tf.complex(0.0, theta))

@@ -1,0 +1,360 @@
+"""Benchmark of our U-net and E2E-VarNet against the PyTorch ``fastmri`` package's ``Unet`` and ``VarNet``.
+
+Times, per model and framework, the median of ``--repeats`` runs after two warm-up runs of
+
+- ``forward``: one forward pass (ours inside ``tf.function``; PyTorch eager under ``torch.no_grad()``);
+- ``step``: a training step: forward, the l1 loss against a fixed random target, its gradient and an
+  Adam update (ours: ``tf.GradientTape`` and ``keras.optimizers.Adam`` inside ``tf.function``;
+  PyTorch: ``zero_grad``, ``backward`` and ``torch.optim.Adam.step`` eager);
+
+and the peak memory: the growth of the process's peak resident set size (``resource.getrusage``'s
+``ru_maxrss``, Linux, in MiB) over its value after the model, its weights and its inputs were built,
+after the forward runs (``fwd MiB``) and then after the training steps (``step MiB``; the peak is
+cumulative, so this is the peak of both). Each framework runs in its own interpreter (``--framework
+tf|torch`` worker mode) with 2 intra-op threads (and 1 inter-op thread: one operation at a time, as
+PyTorch's eager mode).
+
+Cases (batch of one):
+
+- ``unet-net``: the U-net's network part on a 1 x 320 x 320 single-channel float32 image: ours
+  ``build("unet").unet`` (4 levels of 16, 32, 64 and 128 filters, 2 3x3 convolutions per level, ReLU,
+  biases, no normalisation, 2x2 max pooling, nearest up-sampling then a 2x2 convolution, final 1x1
+  convolution; the model's residual addition and its zero-filled input are left out) against
+  ``fastmri.models.Unet(in_chans=1, out_chans=1, chans=16, num_pool_layers=3, drop_prob=0)``, the same
+  16-32-64-128 levels but with instance normalisation, leaky ReLU 0.2, no biases, 2x2 average pooling,
+  2x2 transposed convolutions instead of nearest up-sampling and a 2x2 convolution (same kernel sizes:
+  the parameter counts differ by the biases only, 481,745 against 480,929).
+- ``unet-full`` (ours only, for reference): the whole model ``build("unet", crop_size=(320, 320))`` on
+  ``(kspace complex64 (1, 320, 320), mask (1, 320))``: centred inverse FFT, magnitude, U-net, residual.
+- ``varnet``: ``build("e2e-varnet", n_cascades=N, chans=18, pools=4, sens_chans=8, sens_pools=4)`` on
+  ``(kspace complex64 (1, C, H, W), mask (1, W))`` against ``fastmri.models.VarNet(num_cascades=N,
+  chans=18, pools=4, sens_chans=8, sens_pools=4)`` on the same k-space as ``(1, C, H, W, 2)`` float32
+  and the mask as ``(1, 1, 1, W, 1)`` bool. Equispaced mask at acceleration 4 with 8% of the columns in
+  the centre. ``--cascades`` (default 12, the reference configuration), ``--coils``, ``--height``,
+  ``--width`` choose the size.
+
+Driver mode (default) runs ``--rounds`` rounds, each running every case once in each framework, the
+two frameworks alternating, and prints a Markdown table of the medians over the rounds of the
+per-run medians, with the ratios ours / PyTorch computed on the medians. The PyTorch worker runs with
+``--torch-python`` (an interpreter with torch and fastmri installed, e.g. a separate venv).
+
+    OMP_WAIT_POLICY=PASSIVE python experiments/benchmarks/models.py --torch-python /tmp/torchvenv/bin/python \
+        [--rounds 3 --repeats 5 --cascades 12 --coils 8 --height 256 --width 128]
+
+On a CPU shared with other processes, PyTorch's OpenMP threads (libgomp, spinning at their barriers by
+default) were measured up to 65x slower than in their fastest run; ``OMP_WAIT_POLICY=PASSIVE`` (inherited
+by both workers; TensorFlow's thread pool is not OpenMP) removes most of that and is what BENCHMARKS.md
+records.
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import click
+
+THREADS = 2
+CASES = ("unet-net", "unet-full", "varnet")
+
+
+def equispaced_mask(width, acceleration=4, center_fraction=0.08):
+    import numpy as np
+
+    mask = np.zeros(width, np.float32)
+    mask[::acceleration] = 1
+    n_center = round(width * center_fraction)
+    start = (width - n_center + 1) // 2
+    mask[start : start + n_center] = 1
+    return mask
+
+
+def peak_rss_mib():
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def median_time(fn, repeats):
+    for _ in range(2):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+def make_data(case, coils, height, width, seed=0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    if case == "unet-net":
+        return {
+            "image": rng.standard_normal((1, 320, 320)).astype(np.float32),
+            "target": rng.standard_normal((1, 320, 320)).astype(np.float32),
+        }
+    if case == "unet-full":
+        shape, mask_width = (1, 320, 320), 320
+        target_shape = (1, 320, 320)
+    else:
+        shape, mask_width = (1, coils, height, width), width
+        target_shape = (1, height, width)
+    mask = equispaced_mask(mask_width)
+    kspace = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(
+        np.complex64
+    ) * mask
+    target = np.abs(rng.standard_normal(target_shape)).astype(np.float32)
+    return {"kspace": kspace, "mask": mask[None], "target": target}
+
+
+def run_tf(case, cascades, coils, height, width, repeats):
+    import keras
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(THREADS)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    from fastmri_recon.models.registry import build
+
+    data = make_data(case, coils, height, width)
+    target = tf.constant(data["target"])
+    if case == "unet-net":
+        model = build("unet", crop_size=(320, 320))
+        model.build(((None, 320, 320), (None, 320)))
+        net = model.unet
+        inputs = tf.constant(data["image"][..., None])
+
+        def apply(training):
+            return net(inputs, training=training)[..., 0]
+
+        weights = net.trainable_weights
+    else:
+        if case == "unet-full":
+            model = build("unet", crop_size=(320, 320))
+        else:
+            model = build(
+                "e2e-varnet",
+                n_cascades=cascades,
+                chans=18,
+                pools=4,
+                sens_chans=8,
+                sens_pools=4,
+            )
+        inputs = (tf.constant(data["kspace"]), tf.constant(data["mask"]))
+        model(inputs)  # builds the weights
+
+        def apply(training):
+            return model(inputs, training=training)
+
+        weights = model.trainable_weights
+    n_params = int(sum(int(tf.size(w)) for w in weights))
+    optimizer = keras.optimizers.Adam(1e-4)
+    optimizer.build(weights)
+
+    @tf.function
+    def forward():
+        return apply(False)
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.abs(apply(True) - target))
+        optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
+        return loss
+
+    base = peak_rss_mib()
+    fwd_ms = median_time(lambda: forward().numpy(), repeats)
+    fwd_mem = peak_rss_mib() - base
+    step_ms = median_time(lambda: step().numpy(), repeats)
+    step_mem = peak_rss_mib() - base
+    return {
+        "params": n_params,
+        "fwd_ms": fwd_ms,
+        "step_ms": step_ms,
+        "fwd_mib": fwd_mem,
+        "step_mib": step_mem,
+        "version": tf.__version__,
+    }
+
+
+def run_torch(case, cascades, coils, height, width, repeats):
+    import torch
+
+    torch.set_num_threads(THREADS)
+    torch.set_num_interop_threads(1)
+    try:
+        from fastmri.models import Unet, VarNet
+    except (
+        ImportError
+    ):  # fastmri's package import pulls optional dependencies: import the modules
+        from fastmri.models.unet import Unet
+        from fastmri.models.varnet import VarNet
+
+    torch.manual_seed(0)
+    data = make_data(case, coils, height, width)
+    target = torch.from_numpy(data["target"])
+    if case == "unet-net":
+        model = Unet(
+            in_chans=1, out_chans=1, chans=16, num_pool_layers=3, drop_prob=0.0
+        )
+        image = torch.from_numpy(data["image"])[:, None]
+
+        def apply():
+            return model(image)[:, 0]
+    elif case == "varnet":
+        model = VarNet(
+            num_cascades=cascades, chans=18, pools=4, sens_chans=8, sens_pools=4
+        )
+        kspace = torch.view_as_real(torch.from_numpy(data["kspace"])).contiguous()
+        mask = torch.from_numpy(data["mask"][0] > 0).reshape(1, 1, 1, -1, 1)
+
+        def apply():
+            return model(kspace, mask)
+    else:
+        return None
+    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+    def forward():
+        with torch.no_grad():
+            return apply()
+
+    def step():
+        optimizer.zero_grad()
+        loss = torch.mean(torch.abs(apply() - target))
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    base = peak_rss_mib()
+    fwd_ms = median_time(forward, repeats)
+    fwd_mem = peak_rss_mib() - base
+    step_ms = median_time(step, repeats)
+    step_mem = peak_rss_mib() - base
+    import fastmri
+
+    return {
+        "params": n_params,
+        "fwd_ms": fwd_ms,
+        "step_ms": step_ms,
+        "fwd_mib": fwd_mem,
+        "step_mib": step_mem,
+        "version": f"torch {torch.__version__}, fastmri {getattr(fastmri, '__version__', '?')}",
+    }
+
+
+def run_worker(framework, case, cascades, coils, height, width, repeats, python):
+    command = [
+        python,
+        os.path.abspath(__file__),
+        "--framework",
+        framework,
+        "--case",
+        case,
+        "--cascades",
+        str(cascades),
+        "--coils",
+        str(coils),
+        "--height",
+        str(height),
+        "--width",
+        str(width),
+        "--repeats",
+        str(repeats),
+    ]
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(THREADS),
+        "MKL_NUM_THREADS": str(THREADS),
+    }
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=env, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{framework} {case} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@click.command()
+@click.option(
+    "--framework", type=click.Choice(["tf", "torch"]), default=None, help="worker mode"
+)
+@click.option(
+    "--case",
+    "cases",
+    multiple=True,
+    type=click.Choice(CASES),
+    help="cases (default all)",
+)
+@click.option("--cascades", default=12, show_default=True)
+@click.option("--coils", default=8, show_default=True)
+@click.option("--height", default=256, show_default=True)
+@click.option("--width", default=128, show_default=True)
+@click.option("--repeats", default=5, show_default=True)
+@click.option("--rounds", default=3, show_default=True)
+@click.option("--torch-python", default="/tmp/torchvenv/bin/python", show_default=True)
+def main(
+    framework, cases, cascades, coils, height, width, repeats, rounds, torch_python
+):
+    cases = cases or CASES
+    if framework is not None:
+        run = run_tf if framework == "tf" else run_torch
+        print(json.dumps(run(cases[0], cascades, coils, height, width, repeats)))
+        return
+    pythons = {"tf": sys.executable, "torch": torch_python}
+    results = {}
+    for round_ in range(rounds):
+        for case in cases:
+            order = ("tf", "torch") if round_ % 2 == 0 else ("torch", "tf")
+            for fw in order:
+                if fw == "torch" and case == "unet-full":
+                    continue
+                res = run_worker(
+                    fw, case, cascades, coils, height, width, repeats, pythons[fw]
+                )
+                results.setdefault((case, fw), []).append(res)
+                print(f"round {round_} {case} {fw}: {res}", file=sys.stderr, flush=True)
+    keys = ("fwd_ms", "step_ms", "fwd_mib", "step_mib")
+    med = {
+        k: {key: statistics.median(r[key] for r in v) for key in keys}
+        for k, v in results.items()
+    }
+    print(
+        f"\nversions: {results[(cases[0], 'tf')][0]['version']}; "
+        f"{next((v[0]['version'] for (c, f), v in results.items() if f == 'torch'), '-')}"
+    )
+    print(
+        f"varnet: {cascades} cascades, 1 x {coils} x {height} x {width}; {rounds} rounds x {repeats} repeats\n"
+    )
+    print(
+        "| case | framework | parameters | forward (ms) | training step (ms) | forward peak RSS growth (MiB) "
+        "| step peak RSS growth (MiB) | forward ours / PyTorch | step ours / PyTorch | step per round (ms) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for case in cases:
+        for fw in ("tf", "torch"):
+            if (case, fw) not in med:
+                continue
+            m, ref = med[(case, fw)], med.get((case, "torch"))
+            ratios = ("-", "-")
+            if fw == "tf" and ref:
+                ratios = (
+                    f"{m['fwd_ms'] / ref['fwd_ms']:.2f}",
+                    f"{m['step_ms'] / ref['step_ms']:.2f}",
+                )
+            name = "ours (TF)" if fw == "tf" else "fastmri (PyTorch)"
+            per_round = ", ".join(f"{r['step_ms']:.0f}" for r in results[(case, fw)])
+            print(
+                f"| {case} | {name} | {results[(case, fw)][0]['params']:,} | {m['fwd_ms']:.1f} | "
+                f"{m['step_ms']:.1f} | {m['fwd_mib']:.0f} | {m['step_mib']:.0f} | {ratios[0]} | {ratios[1]} | "
+                f"{per_round} |"
+            )
+
+
+if __name__ == "__main__":
+    main()
