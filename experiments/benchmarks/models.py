@@ -52,11 +52,11 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import click
+from timing import median_time  # experiments/benchmarks/timing.py
 
 THREADS = 2
 CASES = ("unet-net", "unet-full", "varnet")
@@ -79,15 +79,9 @@ def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def median_time(fn, repeats):
-    for _ in range(2):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+def median_ms(fn, repeats):
+    """Median wall time of ``fn()`` in milliseconds (see `timing.median_time`)."""
+    return median_time(fn, repeats) * 1e3
 
 
 def make_data(case, coils, height, width, seed=0):
@@ -168,9 +162,9 @@ def run_tf(case, cascades, coils, height, width, repeats):
         return loss
 
     base = peak_rss_mib()
-    fwd_ms = median_time(lambda: forward().numpy(), repeats)
+    fwd_ms = median_ms(lambda: forward().numpy(), repeats)
     fwd_mem = peak_rss_mib() - base
-    step_ms = median_time(lambda: step().numpy(), repeats)
+    step_ms = median_ms(lambda: step().numpy(), repeats)
     step_mem = peak_rss_mib() - base
     return {
         "params": n_params,
@@ -232,9 +226,9 @@ def run_torch(case, cascades, coils, height, width, repeats):
         return loss.item()
 
     base = peak_rss_mib()
-    fwd_ms = median_time(forward, repeats)
+    fwd_ms = median_ms(forward, repeats)
     fwd_mem = peak_rss_mib() - base
-    step_ms = median_time(step, repeats)
+    step_ms = median_ms(step, repeats)
     step_mem = peak_rss_mib() - base
     import fastmri
 

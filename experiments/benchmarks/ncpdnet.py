@@ -23,8 +23,6 @@ Prints a Markdown table; the run is recorded in BENCHMARKS.md.
 import datetime
 import os
 import platform
-import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -32,6 +30,7 @@ import click  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from timing import median_time  # experiments/benchmarks/timing.py
 
 from fastmri_recon.data.density import pipe_menon_density  # noqa: E402
 from fastmri_recon.data.trajectories import make_trajectory  # noqa: E402
@@ -44,17 +43,6 @@ CASES = {
     "3d-32": dict(shape=(32, 32, 32), coils=0, trajectory="stack_of_spirals"),
 }
 ACCELERATION = 4
-
-
-def median_time(fn, repeats):
-    for _ in range(2):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def make_inputs(shape, coils, trajectory, seed=0):
