@@ -128,3 +128,12 @@ def test_save_load_round_trip(tmp_path, model):
     loaded = keras.models.load_model(tmp_path / "m.keras")
     assert loaded.get_config() == model.get_config()
     np.testing.assert_allclose(np.asarray(loaded(inputs)), expected, rtol=1e-6)
+
+
+def test_choose_lambda_on_the_validation_split(demo_dir):
+    from fastmri_recon.baselines.tuning import choose_parameter
+
+    sampler = MaskSampler("random", [0.08], [4])
+    best, scores = choose_parameter("cs-wavelet", "lam", [0.0, 0.02, 5.0], demo_dir / "singlecoil_val", sampler, iterations=5)
+    assert set(scores) == {0.0, 0.02, 5.0} and scores[best] == max(scores.values())
+    assert scores[5.0] < scores[best]  # thresholding everything is worse than the best weight
