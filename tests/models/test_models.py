@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from model_checks import overfit, relative_error
 
 from fastmri_recon.errors import DataError
 from fastmri_recon.models.registry import ENTRIES, build, get_entry
@@ -82,10 +83,6 @@ def example(multicoil, batch=BATCH, seed=0):
     return (np_fftc(image[:, None] * smaps).astype(np.complex64), mask, smaps), target
 
 
-def relative_error(model, inputs, target):
-    return tf.reduce_sum((model(inputs) - target) ** 2) / tf.reduce_sum(target**2)
-
-
 @pytest.mark.parametrize("case, multicoil", ACQUISITIONS)
 def test_forward_shape_and_dtype(case, multicoil):
     inputs, _ = example(multicoil)
@@ -153,19 +150,7 @@ def test_overfits_one_example(case):
     model = tiny_model(case)
     multicoil = multicoil_only(case) or model.get_config().get("refine_smaps", False)  # maps networks train too
     inputs, target = example(multicoil, batch=1)
-    optimizer = keras.optimizers.Adam(3e-3)
-
-    @tf.function
-    def step():
-        with tf.GradientTape() as tape:
-            loss = relative_error(model, inputs, target)
-        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_weights), model.trainable_weights))
-        return loss
-
-    initial = float(relative_error(model, inputs, target))
-    for _ in range(50):
-        step()
-    final = float(relative_error(model, inputs, target))
+    initial, final = overfit(model, inputs, target)
     print(f"{case}: relative error {initial:.4f} -> {final:.4f}")
     assert final < 0.3 * initial
 

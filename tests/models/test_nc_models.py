@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from model_checks import overfit, relative_error
 
 from fastmri_recon.data.density import pipe_menon_density
 from fastmri_recon.data.trajectories import kooshball_trajectory, radial_trajectory
@@ -65,10 +66,6 @@ def nc_example(three_d, multicoil, batch=BATCH, seed=0):
     return (nc_forward_op(image, trajs, smaps).numpy(), trajs, densities, smaps), target
 
 
-def relative_error(model, inputs, target):
-    return tf.reduce_sum((model(inputs) - target) ** 2) / tf.reduce_sum(target**2)
-
-
 @pytest.mark.parametrize("case, multicoil", ACQUISITIONS)
 def test_forward_shape_and_dtype(case, multicoil):
     inputs, _ = nc_example(is_3d(case), multicoil)
@@ -118,19 +115,7 @@ def test_overfits_one_example(case):
     keras.utils.set_random_seed(0)
     model = tiny_model(case)
     inputs, target = nc_example(is_3d(case), False, batch=1)
-    optimizer = keras.optimizers.Adam(3e-3)
-
-    @tf.function
-    def step():
-        with tf.GradientTape() as tape:
-            loss = relative_error(model, inputs, target)
-        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_weights), model.trainable_weights))
-        return loss
-
-    initial = float(relative_error(model, inputs, target))
-    for _ in range(50):
-        step()
-    final = float(relative_error(model, inputs, target))
+    initial, final = overfit(model, inputs, target)
     print(f"{case}: relative error {initial:.4f} -> {final:.4f}")
     assert final < 0.3 * initial
 

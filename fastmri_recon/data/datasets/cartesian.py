@@ -102,6 +102,20 @@ def _fixed_mask_table(volumes, geometries, sampler):
     return tf.constant(table)
 
 
+def _batched(examples, example, batch_size, training, input_context):
+    """Map ``example`` over the example indices, batch (dropping the remainder in training), prefetch.
+
+    With an input context the volumes were already sharded by file, so tf.data's auto-sharding is off.
+    """
+    dataset = examples.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = dataset.batch(batch_size, drop_remainder=training)
+    if input_context is not None:
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        dataset = dataset.with_options(options)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
 def _examples(volumes, config, training):
     """``(file_index, slice_index, seed)`` of every example, in pipeline order.
 
@@ -168,10 +182,4 @@ def _cartesian_dataset(directory, config, multicoil, training, input_context):
             inputs += (sensitivity_maps(kspace, mask, config.sensitivity_maps, config.acs_threshold),)
         return inputs, target * config.scale_factor
 
-    dataset = _examples(volumes, config, training).map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    dataset = dataset.batch(batch_size, drop_remainder=training)
-    if input_context is not None:  # sharded by file here: no further auto-sharding
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-        dataset = dataset.with_options(options)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return _batched(_examples(volumes, config, training), example, batch_size, training, input_context)

@@ -26,7 +26,7 @@ File listing, checks, sharding, slice selection and shuffling are the Cartesian 
 
 import tensorflow as tf
 
-from fastmri_recon.data.datasets.cartesian import _batch_size, _check_config_type, _examples
+from fastmri_recon.data.datasets.cartesian import _batch_size, _batched, _check_config_type, _examples
 from fastmri_recon.data.datasets.nc_config import NonCartesianConfig
 from fastmri_recon.data.datasets.transforms import random_global_phase, volume_geometry, window_image
 from fastmri_recon.data.datasets.volumes import common_shape, scan_volumes, slice_reader, shard_volumes
@@ -138,10 +138,4 @@ def noncartesian_dataset(directory, config=NonCartesianConfig(), training=True, 
             )
         return inputs, target * config.scale_factor
 
-    dataset = _examples(volumes, config, training).map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    dataset = dataset.batch(batch_size, drop_remainder=training)
-    if input_context is not None:  # sharded by file here: no further auto-sharding
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-        dataset = dataset.with_options(options)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return _batched(_examples(volumes, config, training), example, batch_size, training, input_context)
