@@ -15,6 +15,13 @@ The input k-space is masked by the model (``M y``), so fully-sampled k-space wit
 input. The networks are not scale-equivariant (biases, activations): as in the benchmark, which
 multiplied fastMRI knee k-space by 1e6, they expect k-space scaled by the data pipeline to values
 of order one, and return images in that scale.
+
+Nor are complex networks equivariant to a global phase, which in MRI is arbitrary (receiver phase,
+B0 offset): a network trained on few subjects fails on a subject whose image phase lies outside the
+training range. ``phase_normalization=True`` (off by default: the papers' networks have no such
+step) rotates the measured k-space by the conjugate of the phase of its zero-filled image's sum
+``sum(A^H y)`` before the network sees it, which makes the magnitude output exactly invariant to a
+global phase of the data.
 """
 
 import keras
@@ -22,7 +29,25 @@ import tensorflow as tf
 
 from fastmri_recon.errors import DataError
 from fastmri_recon.ops.crop import center_crop
+from fastmri_recon.ops.encoding import adjoint_op
 from fastmri_recon.ops.masking import apply_mask
+
+
+def remove_global_phase(measured, image):
+    """Rotate measured data by the conjugate phase of the sum of ``image`` (its adjoint image).
+
+    Args:
+        measured: complex64 ``(batch, ...)`` measured data (any layout, linear in the image).
+        image: complex64 ``(batch, ...)`` the adjoint (zero-filled) image of ``measured``.
+
+    Returns:
+        complex64, ``measured``'s shape: ``measured * exp(-i angle(sum(image)))`` per example
+        (unchanged where the sum is zero).
+    """
+    total = tf.reduce_sum(image, axis=list(range(1, image.shape.rank)))
+    safe = tf.where(tf.abs(total) > 0, total, tf.ones_like(total))
+    rotation = tf.math.conj(safe) / tf.cast(tf.abs(safe), tf.complex64)
+    return measured * tf.reshape(rotation, [-1] + [1] * (measured.shape.rank - 1))
 
 
 class ReconstructionModel(keras.Model):
@@ -34,15 +59,18 @@ class ReconstructionModel(keras.Model):
 
     Args:
         crop_size: in-plane output size ``(h, w)``, or None to return the full image.
+        phase_normalization: remove the global phase of the measured data before the network
+            (see the module docstring).
     """
 
     needs_smaps = True
     multicoil_only = False
     acquisition = "cartesian"  # inputs (kspace, mask[, smaps]); "noncartesian": see models.nc_base
 
-    def __init__(self, crop_size=None, **kwargs):
+    def __init__(self, crop_size=None, phase_normalization=False, **kwargs):
         super().__init__(**kwargs)
         self.crop_size = None if crop_size is None else tuple(int(s) for s in crop_size)
+        self.phase_normalization = bool(phase_normalization)
 
     def parse_inputs(self, inputs):
         """Split and check the inputs.
@@ -53,8 +81,9 @@ class ReconstructionModel(keras.Model):
                 smaps complex64 ``(batch, coils, H, W)``.
 
         Returns:
-            ``(measured, mask, smaps)``: the masked k-space (complex64, kspace's shape), the mask
-            (float32) and the maps (None for single-coil data).
+            ``(measured, mask, smaps)``: the masked k-space (complex64, kspace's shape; without its
+            global phase with ``phase_normalization``), the mask (float32) and the maps (None for
+            single-coil data).
 
         Raises:
             DataError: for k-space of another rank or dtype, single-coil k-space to a multi-coil
@@ -80,7 +109,10 @@ class ReconstructionModel(keras.Model):
                 f"{name}: multi-coil k-space needs coil sensitivity maps: call it with (kspace, mask, smaps)"
             )
         mask = tf.cast(mask, tf.float32)
-        return apply_mask(kspace, mask), mask, smaps
+        measured = apply_mask(kspace, mask)
+        if self.phase_normalization:
+            measured = remove_global_phase(measured, adjoint_op(measured, smaps=smaps))
+        return measured, mask, smaps
 
     def output_image(self, image):
         """Magnitude of a complex image (or a magnitude image), as float32, center-cropped.
@@ -95,4 +127,4 @@ class ReconstructionModel(keras.Model):
         return image if self.crop_size is None else center_crop(image, self.crop_size)
 
     def get_config(self):
-        return {**super().get_config(), "crop_size": self.crop_size}
+        return {**super().get_config(), "crop_size": self.crop_size, "phase_normalization": self.phase_normalization}

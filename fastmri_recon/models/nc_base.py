@@ -33,7 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from fastmri_recon.errors import DataError
-from fastmri_recon.models.base import ReconstructionModel
+from fastmri_recon.models.base import ReconstructionModel, remove_global_phase
 from fastmri_recon.ops.crop import center_crop
 from fastmri_recon.ops.encoding import NonCartesianEncoding
 
@@ -102,7 +102,8 @@ class NonCartesianModel(ReconstructionModel):
                 (see the module docstring).
 
         Returns:
-            ``(kspace, encoding)``: the samples (complex64) and the `NonCartesianEncoding` of the
+            ``(kspace, encoding)``: the samples (complex64; without their global phase with
+            ``phase_normalization``, see `models.base`) and the `NonCartesianEncoding` of the
             batch, with the maps of multi-coil data (None when a network that does not need them
             gets none: then ``kspace`` is multi-coil and ``encoding.multicoil`` False).
 
@@ -136,6 +137,8 @@ class NonCartesianModel(ReconstructionModel):
             raise DataError(f"{name}: multi-coil k-space needs coil sensitivity maps: call it with {INPUTS}")
         trajectory = tf.cast(trajectory, tf.float32)
         encoding = NonCartesianEncoding(trajectory, self.image_shape, density, smaps, self.nufft_eps)
+        if self.phase_normalization:
+            kspace = remove_global_phase(kspace, encoding.adjoint(kspace))
         return kspace, encoding
 
     def output_image(self, image):

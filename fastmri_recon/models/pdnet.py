@@ -1,8 +1,10 @@
 """Learned primal-dual (Adler & Oektem 2018, "Learned primal-dual reconstruction") adapted to
 MRI, in the configuration of Ramzi et al. 2020's benchmark.
 
-The primal buffer (``n_primal`` complex images) and the dual buffer (``n_dual`` complex k-spaces,
-per coil for multi-coil data) start at zero. Each of the ``n_iter`` iterations updates the dual with
+The primal buffer (``n_primal`` complex images) starts with copies of the zero-filled image ``A^H y``
+and the dual buffer (``n_dual`` complex k-spaces, per coil for multi-coil data) with copies of the
+measured k-space ``y``, as in the benchmark's code (Adler and Oektem start from zeros, which leaves
+the whole reconstruction to the CNNs and fits a few training subjects without generalising). Each of the ``n_iter`` iterations updates the dual with
 a k-space CNN of ``[dual, A primal[1], y]`` (``primal[0]`` if ``n_primal`` is 1) and the primal
 with an image CNN of ``[primal, A^H dual[0]]``, both residually; the output is ``primal[0]``.
 Every iteration has its own CNNs; each CNN is ``n_convs`` hidden convolutions and a linear output
@@ -17,9 +19,9 @@ from fastmri_recon.models.layers.conv import ComplexConvStack
 from fastmri_recon.ops.encoding import adjoint_op, forward_op
 
 
-def zero_buffer(like, channels):
-    """complex64 zeros of shape ``like.shape + (channels,)``."""
-    return tf.zeros(tf.concat([tf.shape(like), [channels]], 0), tf.complex64)
+def copies(tensor, channels):
+    """``channels`` copies of ``tensor`` stacked on a new last axis: ``tensor.shape + (channels,)``."""
+    return tf.repeat(tensor[..., None], channels, axis=-1)
 
 
 @keras.saving.register_keras_serializable(package="fastmri_recon")
@@ -68,8 +70,8 @@ class PDNet(ReconstructionModel):
 
     def call(self, inputs):
         measured, mask, smaps = self.parse_inputs(inputs)
-        image_like = measured[:, 0] if smaps is not None else measured
-        primal, dual = zero_buffer(image_like, self.n_primal), zero_buffer(measured, self.n_dual)
+        primal = copies(adjoint_op(measured, mask, smaps), self.n_primal)
+        dual = copies(measured, self.n_dual)
         evaluated_channel = min(1, self.n_primal - 1)
         for primal_cnn, dual_cnn in zip(self.primal_cnns, self.dual_cnns):
             evaluated = forward_op(primal[..., evaluated_channel], mask, smaps)

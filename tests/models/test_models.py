@@ -212,6 +212,27 @@ def test_xpdnet_starts_from_the_adjoint(multicoil):
     assert len(model.image_nets) == len(model.kspace_nets) == 3
 
 
+@pytest.mark.parametrize("case, multicoil", ACQUISITIONS)
+def test_phase_normalization_makes_the_output_phase_invariant(case, multicoil):
+    """A global phase on the data changes a complex network's output unless phase_normalization is on."""
+    inputs, _ = example(multicoil)
+    rotated = (inputs[0] * np.exp(1.3j).astype(np.complex64),) + tuple(inputs[1:])
+    model = tiny_model(case, phase_normalization=True)
+    assert model.get_config()["phase_normalization"] is True
+    np.testing.assert_allclose(model(rotated).numpy(), model(inputs).numpy(), atol=1e-4, rtol=1e-4)
+    if case == "pdnet":  # a complex network with biases and ReLUs is not invariant without it
+        plain = tiny_model(case)
+        assert np.abs(plain(rotated).numpy() - plain(inputs).numpy()).max() > 1e-3
+
+
+def test_pdnet_starts_from_the_adjoint_and_the_data():
+    """With no iteration, PD-net returns the zero-filled image |A^H y| (its primal buffer's start)."""
+    (kspace, mask), _ = example(False)
+    expected = np.abs(adjoint_op(kspace, mask).numpy())
+    out = tiny_model("pdnet", n_iter=0, crop_size=None)((kspace, mask)).numpy()
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+
+
 def test_varnet_estimates_normalized_maps():
     (kspace, mask, _), _ = example(True)
     model = tiny_model("e2e-varnet")

@@ -78,6 +78,14 @@ def test_forward_shape_and_dtype(case, multicoil):
 
 
 @pytest.mark.parametrize("case, multicoil", ACQUISITIONS)
+def test_phase_normalization_makes_the_output_phase_invariant(case, multicoil):
+    inputs, _ = nc_example(is_3d(case), multicoil)
+    rotated = (inputs[0] * np.exp(-2.1j).astype(np.complex64),) + tuple(inputs[1:])
+    model = tiny_model(case, phase_normalization=True)
+    np.testing.assert_allclose(model(rotated).numpy(), model(inputs).numpy(), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("case, multicoil", ACQUISITIONS)
 def test_gradients_reach_every_weight(case, multicoil):
     model = tiny_model(case)
     inputs, target = nc_example(is_3d(case), multicoil)
