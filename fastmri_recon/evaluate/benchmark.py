@@ -90,6 +90,36 @@ BUDGETS = ("tiny", "default", "paper")
 DEMO_CONFIGS = {"tiny": DemoConfig(train_subjects=2, val_subjects=1, test_subjects=1, slices=2, image_size=32, coils=4)}
 
 
+def prepare_data(data_dir, tables, budget, progress):
+    """The data of the benchmark: the user's fastMRI folders if ``data_dir`` holds them, else the demo data.
+
+    A folder with fastMRI's split folders (``singlecoil_train``, ``multicoil_val``, ... as the
+    fastMRI archives unpack) and without the demo's ``demo_info.json`` is real data, used as it is;
+    otherwise (absent, empty, or a demo build) the demo data is built there if needed.
+
+    Args:
+        data_dir: `Path`.
+        tables: the `Table`s to run (their ``{coils}_train`` / ``{coils}_val`` folders are needed).
+        budget: one of `BUDGETS` (the tiny budget builds a tiny demo data set).
+        progress: progress bar while building.
+
+    Returns:
+        ``"demo"`` or ``"fastMRI"``: what the tables are computed on.
+
+    Raises:
+        ConfigError: for real data without a split folder a table needs.
+    """
+    splits = [f"{table.coils}_{split}" for table in tables for split in ("train", "val")]
+    is_demo = (data_dir / "demo_info.json").is_file() or not any((data_dir / split).is_dir() for split in splits)
+    if is_demo:
+        build_demo_dataset(data_dir, DEMO_CONFIGS.get(budget, DemoConfig()), progress=progress)
+        return "demo"
+    missing = [split for split in splits if not (data_dir / split).is_dir()]
+    if missing:
+        raise ConfigError(f"{data_dir}: fastMRI data without the folder(s) {', '.join(missing)} that the benchmark needs")
+    return "fastMRI"
+
+
 def _train(entry, table, data_dir, runs_dir, progress):
     config = TrainConfig(
         model=entry.model,
@@ -114,7 +144,8 @@ def run_benchmark(out_dir, data_dir, budget="default", progress=True, log=print)
 
     Args:
         out_dir: output folder (tables, figures, and the training runs under ``runs/``).
-        data_dir: the demo data folder (built when absent or different).
+        data_dir: the user's fastMRI data folder, or the demo data's (built when absent or
+            different): see `prepare_data`.
         budget: one of `BUDGETS`.
         progress: progress bars.
         log: function receiving progress messages and the tables.
@@ -125,10 +156,11 @@ def run_benchmark(out_dir, data_dir, budget="default", progress=True, log=print)
     if budget not in BUDGETS:
         raise ConfigError(f"budget must be one of {', '.join(BUDGETS)}, got '{budget}'")
     out_dir, data_dir = Path(out_dir), Path(data_dir)
-    build_demo_dataset(data_dir, DEMO_CONFIGS.get(budget, DemoConfig()), progress=progress)
+    tables = _tables(budget)
+    source = prepare_data(data_dir, tables, budget, progress)
     results = {}
-    for table in _tables(budget):
-        log(f"\n## {table.title}")
+    for table in tables:
+        log(f"\n## {table.title} ({source} data, {data_dir})")
         models = {name: build(name) for name in table.baselines}
         for entry in table.learned:
             log(f"training {entry.model} ({entry.steps} steps)")
@@ -143,7 +175,7 @@ def run_benchmark(out_dir, data_dir, budget="default", progress=True, log=print)
         text = markdown_table(rows)
         if table.coils == "singlecoil":
             text = with_published(text, rows)
-        write_text(out_dir / f"{table.name}.md", f"# {table.title}\n\n{text}\n")
+        write_text(out_dir / f"{table.name}.md", f"# {table.title}\n\nData: {source} ({data_dir}).\n\n{text}\n")
         log(text)
     write_text(out_dir / "benchmark.json", json.dumps({t: [r.to_json() for r in rows] for t, rows in results.items()}, indent=2) + "\n")
     return results
