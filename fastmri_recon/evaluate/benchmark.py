@@ -139,7 +139,10 @@ def _train(entry, table, data_dir, runs_dir, progress):
     return model
 
 
-def run_benchmark(out_dir, data_dir, budget="default", progress=True, log=print):
+TABLE_KEYS = ("a", "b")
+
+
+def run_benchmark(out_dir, data_dir, budget="default", progress=True, log=print, tables=TABLE_KEYS):
     """Run the benchmark; write the tables and figures under ``out_dir``.
 
     Args:
@@ -149,17 +152,21 @@ def run_benchmark(out_dir, data_dir, budget="default", progress=True, log=print)
         budget: one of `BUDGETS`.
         progress: progress bars.
         log: function receiving progress messages and the tables.
+        tables: which tables (`TABLE_KEYS`: ``"a"`` single-coil, ``"b"`` multi-coil).
 
     Returns:
         dict table name -> list of `EvaluationResult`.
     """
     if budget not in BUDGETS:
         raise ConfigError(f"budget must be one of {', '.join(BUDGETS)}, got '{budget}'")
+    unknown = sorted(set(tables) - set(TABLE_KEYS))
+    if unknown or not tables:
+        raise ConfigError(f"tables must be among {', '.join(TABLE_KEYS)}, got {', '.join(unknown) or 'none'}")
     out_dir, data_dir = Path(out_dir), Path(data_dir)
-    tables = _tables(budget)
-    source = prepare_data(data_dir, tables, budget, progress)
+    selected = [table for table, key in zip(_tables(budget), TABLE_KEYS) if key in tables]
+    source = prepare_data(data_dir, selected, budget, progress)
     results = {}
-    for table in tables:
+    for table in selected:
         log(f"\n## {table.title} ({source} data, {data_dir})")
         models = {name: build(name) for name in table.baselines}
         for entry in table.learned:

@@ -33,3 +33,11 @@ def test_an_absent_folder_gets_the_demo_data(tmp_path):
     assert sorted(p.name for p in (tmp_path / "demo").iterdir() if p.is_dir()) == [
         f"{c}_{s}" for c in ("multicoil", "singlecoil") for s in ("test", "train", "val")
     ]
+
+
+def test_unknown_table_is_refused(tmp_path):
+    from fastmri_recon.evaluate.benchmark import run_benchmark
+
+    with pytest.raises(ConfigError, match="tables must be among a, b, got c"):
+        run_benchmark(tmp_path / "out", tmp_path / "data", "tiny", progress=False, tables=("a", "c"))
+    assert not (tmp_path / "data").exists()
