@@ -38,11 +38,12 @@ PUBLISHED_SINGLECOIL_PSNR = {"zero-filled": 29.61, "kiki-net": 31.38, "unet": 31
 
 @dataclasses.dataclass(frozen=True)
 class LearnedEntry:
-    """A network of a table: its registry name, its configuration and its training steps."""
+    """A network of a table: its registry name, its configuration, its training steps and learning rate."""
 
     model: str
     model_config: dict
     steps: int
+    learning_rate: float = 1e-3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +79,14 @@ def _tables(budget):
     )
     multi = (
         LearnedEntry("xpdnet", config({"n_iter": 4, "image_net_size": "small"}, {"n_iter": 1, "image_net_size": "small"}), steps(400)),
-        LearnedEntry("e2e-varnet", config({"n_cascades": 4, "chans": 8, "sens_chans": 4}, {"n_cascades": 1, "chans": 4, "sens_chans": 2, "pools": 2, "sens_pools": 2}), steps(400)),
+        # fastMRI trains VarNet at 3e-4 for days; its regularisers start far from the data, and in a
+        # 400-step budget only a larger rate brings it back (3e-4: 20.1 dB at x4, 1e-3: 21.9, 3e-3: 23.8)
+        LearnedEntry(
+            "e2e-varnet",
+            config({"n_cascades": 4, "chans": 8, "sens_chans": 4}, {"n_cascades": 1, "chans": 4, "sens_chans": 2, "pools": 2, "sens_pools": 2}),
+            steps(400),
+            learning_rate=3e-4 if paper else 3e-3,
+        ),
     )
     return (
         Table("table_a_singlecoil", "(a) single-coil, random masks, acceleration 4", "singlecoil", "random", (4,), ("zero-filled", "cs-wavelet"), single),
@@ -128,6 +136,7 @@ def _train(entry, table, data_dir, runs_dir, progress):
         coils=table.coils,
         mask_type=table.mask_type,
         accelerations=table.accelerations,
+        learning_rate=entry.learning_rate,
         epochs=1,
         steps_per_epoch=entry.steps,
         checkpoint_every=50,
