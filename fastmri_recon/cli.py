@@ -5,6 +5,7 @@ with status 2, never a traceback. TensorFlow is imported inside the commands tha
 ``--help`` answers at once.
 """
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import click
 
 from fastmri_recon import __version__
+from fastmri_recon.data.trajectories import KINDS
 from fastmri_recon.errors import FastMRIReconError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -85,18 +87,53 @@ def _sampler(mask_type, accelerations, center_fractions):
         raise click.BadParameter(str(err)) from None
 
 
-def _reconstructor(name, weights):
-    """A registered model / baseline by name, or a trained run directory's model with its weights."""
-    from fastmri_recon.models.registry import build, get_cartesian_entry
+MASK_TYPES = ["random", "equispaced", "equispaced_fraction", "magic", "magic_fraction"]
+
+
+def _methods(names, weights):
+    """``[(label, method, run config)]``: a run directory's loaded model and `TrainConfig`, or a registry entry and None."""
+    from fastmri_recon.models.registry import get_entry
     from fastmri_recon.training.run import load_trained_model
 
-    if Path(name).is_dir():
-        return Path(name).name, load_trained_model(name, weights)[0]
-    get_cartesian_entry(name)
-    return name, build(name)
+    methods = []
+    for name in names:
+        if Path(name).is_dir():
+            model, config = load_trained_model(name, weights)
+            methods.append((Path(name).name, model, config))
+        else:
+            methods.append((name, get_entry(name), None))
+    return methods
 
 
-MASK_TYPES = ["random", "equispaced", "equispaced_fraction", "magic", "magic_fraction"]
+def _noncartesian_acquisition(trajectory, accelerations, methods, directory):
+    """The acquisition every non-Cartesian method is evaluated on, and the grid of the baselines.
+
+    The first non-Cartesian run's acquisition (its trajectory, acceleration, options) unless
+    ``--trajectory`` is given; ``--acceleration`` overrides the run's.
+    """
+    from fastmri_recon.data.datasets import NonCartesianConfig, Volume3DConfig
+    from fastmri_recon.data.datasets.nc_config import TRAJECTORIES_3D
+    from fastmri_recon.evaluate.evaluate import NonCartesianAcquisition
+    from fastmri_recon.training.run import acquisition, target_shape
+
+    values = _float_list(accelerations) if accelerations else []
+    if len(values) > 1:
+        raise click.BadParameter(f"'{accelerations}': a non-Cartesian acquisition has one acceleration", param_hint="--acceleration")
+    runs = [(model, config) for _, model, config in methods if config is not None and config.acquisition == "noncartesian"]
+    if trajectory is None and not runs:
+        raise click.BadParameter(f"needed for non-Cartesian baselines ({', '.join(KINDS)})", param_hint="--trajectory")
+    if trajectory is None:
+        base = acquisition(runs[0][1], runs[0][1].seed)
+        if values:
+            base = dataclasses.replace(base, pipeline=dataclasses.replace(base.pipeline, acceleration=values[0]))
+    else:
+        pipeline = Volume3DConfig if trajectory in TRAJECTORIES_3D else NonCartesianConfig
+        base = NonCartesianAcquisition(pipeline(trajectory=trajectory, acceleration=values[0] if values else 4))
+    if runs:
+        grid = runs[0][0].image_shape
+    else:
+        grid = base.pipeline.volume_shape if base.volumetric else target_shape(directory)
+    return base, grid
 
 
 @cli.command()
@@ -110,37 +147,73 @@ MASK_TYPES = ["random", "equispaced", "equispaced_fraction", "magic", "magic_fra
     help="Registered model or baseline, or a training run directory; repeat to compare several.",
 )
 @click.option("--weights", type=click.Choice(["best", "final"]), default="best", show_default=True, help="Weights of run directories.")
-@click.option("--mask-type", type=click.Choice(MASK_TYPES), default="random", show_default=True, help="Undersampling mask kind (fastMRI semantics).")
-@click.option("--acceleration", "accelerations", default="4", show_default=True, help="Comma-separated accelerations.")
+@click.option("--mask-type", type=click.Choice(MASK_TYPES), help="Cartesian models: undersampling mask kind (fastMRI semantics) [default: random].")
+@click.option("--acceleration", "accelerations", help="Comma-separated accelerations [default: 4, or a non-Cartesian run's].")
 @click.option(
     "--center-fraction",
     "center_fractions",
     default=None,
     help="Comma-separated center fractions, one per acceleration [default: 0.08 for 4, 0.04 for 8].",
 )
+@click.option(
+    "--trajectory",
+    type=click.Choice(KINDS),
+    help="Non-Cartesian models: the simulated trajectory [default: the first non-Cartesian run's].",
+)
 @click.option("--batch-size", default=8, show_default=True, help="Slices per model call.")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), help="Write results.{json,csv,md} and a figure here.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def evaluate(directory, model_names, weights, mask_type, accelerations, center_fractions, batch_size, output_dir, quiet):
+def evaluate(directory, model_names, weights, mask_type, accelerations, center_fractions, trajectory, batch_size, output_dir, quiet):
     """Evaluate models / baselines on DIRECTORY (fastMRI files with targets), print PSNR / SSIM / NMSE.
 
-    Every volume is undersampled with a mask seeded by its file name, so all methods see the same
-    masks; metrics are fastMRI's, per volume, reported as mean (std) over volumes.
+    Cartesian methods: every volume is undersampled with a mask seeded by its file name, so all
+    methods see the same masks. Non-Cartesian methods (ncpdnet, nc-unet, nc-adjoint, their runs):
+    the samples on --trajectory (or the first non-Cartesian run's trajectory) are simulated by the
+    NUFFT from the files, one trajectory for all volumes, the same for every method; 3D ones read
+    a DIRECTORY of NIfTI volumes, or 'demo-volumes' (the demo validation volumes). Metrics are
+    fastMRI's, per volume, reported as mean (std) over volumes.
     """
     _import_tensorflow_quietly()
     from fastmri_recon.evaluate.evaluate import evaluate_directory
     from fastmri_recon.evaluate.tables import markdown_table, write_results
+    from fastmri_recon.models.registry import build
+    from fastmri_recon.training.config import DEMO_VOLUMES
+    from fastmri_recon.training.run import demo_split
 
-    sampler = _sampler(mask_type, accelerations, center_fractions)
-    models = [_reconstructor(name, weights) for name in model_names]
-    results = [evaluate_directory(model, name, directory, sampler, batch_size, not quiet) for name, model in models]
+    methods = _methods(model_names, weights)
+    kinds = {method.acquisition for _, method, _ in methods}
+    if "cartesian" not in kinds and (mask_type or center_fractions):
+        raise click.BadParameter("a Cartesian option, but no --model is Cartesian", param_hint="--mask-type / --center-fraction")
+    if "noncartesian" not in kinds and trajectory:
+        raise click.BadParameter("a non-Cartesian option, but no --model is non-Cartesian", param_hint="--trajectory")
+    if "cartesian" in kinds:
+        sampler = _sampler(mask_type or "random", accelerations or "4", center_fractions)
+    if "noncartesian" in kinds:
+        nc_acquisition, grid = _noncartesian_acquisition(trajectory, accelerations, methods, directory)
+    results = []
+    for label, method, config in methods:
+        if method.acquisition == "cartesian":
+            model, source, data = method if config is not None else build(label), directory, sampler
+        else:
+            model = method if config is not None else build(label, image_shape=grid)
+            data = dataclasses.replace(nc_acquisition, density_compensation=config is None or config.density_compensation)
+            volumes = data.volumetric and str(directory) == DEMO_VOLUMES
+            source = demo_split("val", model.image_shape) if volumes else directory
+        results.append(evaluate_directory(model, label, source, data, batch_size, not quiet))
     click.echo(markdown_table(results))
     if output_dir is not None:
         written = write_results(output_dir, results)
         click.echo(f"results written to {', '.join(str(p) for p in written)}")
 
 
-def _key_values(pairs):
+def _int_list(text, option):
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got '{text}'", param_hint=option) from None
+
+
+def _key_values(pairs, option):
     """``KEY=VALUE`` strings -> dict, values parsed as YAML scalars / lists (``n_iter=5``, ``filters=[8,16]``)."""
     import yaml
 
@@ -148,7 +221,7 @@ def _key_values(pairs):
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise click.BadParameter(f"expected KEY=VALUE, got '{pair}'", param_hint="--model-config")
+            raise click.BadParameter(f"expected KEY=VALUE, got '{pair}'", param_hint=option)
         values[key.strip()] = yaml.safe_load(value)
     return values
 
@@ -157,11 +230,20 @@ def _key_values(pairs):
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="YAML / JSON file whose keys are these options.")
 @click.option("--model", help="Registered model name [default: unet].")
 @click.option("--model-config", multiple=True, metavar="KEY=VALUE", help="Model constructor argument (repeatable), e.g. n_iter=5.")
-@click.option("--data-dir", help="Folder with {coils}_train/ and {coils}_val/ [default: demo_data].")
+@click.option(
+    "--data-dir",
+    help="Folder with {coils}_train/ and {coils}_val/ [default: demo_data]; 3D models: with volumes_train/ and "
+    "volumes_val/ (NIfTI), or 'demo-volumes' (the default: demo volumes).",
+)
 @click.option("--coils", type=click.Choice(["singlecoil", "multicoil"]), help="[default: singlecoil]")
-@click.option("--mask-type", type=click.Choice(MASK_TYPES), help="[default: random]")
-@click.option("--acceleration", "accelerations", help="Comma-separated accelerations, one drawn per example [default: 4].")
+@click.option("--mask-type", type=click.Choice(MASK_TYPES), help="Cartesian models: [default: random]")
+@click.option("--acceleration", "accelerations", help="Comma-separated accelerations, one drawn per example (non-Cartesian: one) [default: 4].")
 @click.option("--center-fraction", "center_fractions", help="Comma-separated center fractions [default: 0.08 for 4, 0.04 for 8].")
+@click.option("--trajectory", type=click.Choice(KINDS), help="Non-Cartesian models: simulated trajectory [default: radial (2D), stack_of_spirals (3D)].")
+@click.option("--trajectory-option", "trajectory_options", multiple=True, metavar="KEY=VALUE", help="Trajectory argument (repeatable), e.g. n_shots=8.")
+@click.option("--image-shape", help="2D non-Cartesian models: image grid H,W [default: the targets' size].")
+@click.option("--volume-shape", help="3D models: volume grid D,H,W [default: 32,32,32].")
+@click.option("--density-compensation/--no-density-compensation", default=None, help="Non-Cartesian models: Pipe-Menon density or unit density [default: on].")
 @click.option("--contrast", "contrasts", multiple=True, help="Keep files with this acquisition attribute (repeatable).")
 @click.option("--slice-selection", type=click.Choice(["all", "random"]), help="[default: all]")
 @click.option("--phase-augmentation", is_flag=True, default=None, help="Random global phase per training example.")
@@ -185,26 +267,32 @@ def train(config_file, dry_run, quiet, **options):
     """Train a model (or resume its run) on fastMRI-format data; the demo data by default.
 
     Options given on the command line override the --config file, which overrides the defaults.
-    The run directory holds config.json, checkpoints, best / final weights, metrics.csv and
-    TensorBoard logs; starting the same run again resumes it from its last checkpoint.
+    Non-Cartesian models (ncpdnet, nc-unet, ncpdnet-3d) train on radial / spiral samples simulated
+    from the files (3D: stack-of-spirals / stack-of-radial / kooshball samples of volumes). The run
+    directory holds config.json, checkpoints, best / final weights, metrics.csv and TensorBoard
+    logs; starting the same run again resumes it from its last checkpoint.
     """
     import json
 
+    _import_tensorflow_quietly()
     from fastmri_recon.training.config import from_dict, load_config
+    from fastmri_recon.training.run import run_training
 
     values = load_config(config_file) if config_file is not None else {}
     given = {key: value for key, value in options.items() if value not in (None, ())}
-    if "model_config" in given:
-        given["model_config"] = {**values.get("model_config", {}), **_key_values(given["model_config"])}
+    for key, option in (("model_config", "--model-config"), ("trajectory_options", "--trajectory-option")):
+        if key in given:
+            given[key] = {**(values.get(key) or {}), **_key_values(given[key], option)}
     for key in ("accelerations", "center_fractions"):
         if key in given:
             try:
                 given[key] = _float_list(given[key])
             except ValueError as err:
                 raise click.BadParameter(str(err), param_hint=f"--{key[:-1].replace('_', '-')}") from None
+    for key in ("image_shape", "volume_shape"):
+        if key in given:
+            given[key] = _int_list(given[key], f"--{key.replace('_', '-')}")
     config = from_dict({**values, **given}, str(config_file) if config_file else "options")
-    _import_tensorflow_quietly()
-    from fastmri_recon.training.run import run_training
 
     result = run_training(config, dry_run=dry_run, progress=not quiet)
     if dry_run:
@@ -221,10 +309,11 @@ def train(config_file, dry_run, quiet, **options):
 
 @cli.command()
 @click.option("--budget", type=click.Choice(["tiny", "default", "paper"]), default="default", show_default=True, help="Training budget and network sizes.")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("demo_data"), show_default=True, help="Demo data folder (built if absent).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("demo_data"), show_default=True, help="fastMRI data (its singlecoil_/multicoil_ train and val folders) or the demo data folder (built if absent).")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("benchmark"), show_default=True, help="Tables, figures and training runs.")
+@click.option("--table", "tables", multiple=True, type=click.Choice(["a", "b"]), help="Only this table (repeatable; default: both).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def benchmark(budget, data_dir, output_dir, quiet):
+def benchmark(budget, data_dir, output_dir, tables, quiet):
     """The main job: train the papers' networks briefly on the demo data, evaluate them with the baselines.
 
     Writes table (a) single-coil (U-net, KIKI-net, Cascade-net, PD-net vs zero-filled and CS) and
@@ -234,7 +323,7 @@ def benchmark(budget, data_dir, output_dir, quiet):
     _import_tensorflow_quietly()
     from fastmri_recon.evaluate.benchmark import run_benchmark
 
-    run_benchmark(output_dir, data_dir, budget, progress=not quiet, log=click.echo)
+    run_benchmark(output_dir, data_dir, budget, progress=not quiet, log=click.echo, tables=tables or ("a", "b"))
     click.echo(f"tables and figures written to {output_dir}")
 
 

@@ -93,7 +93,11 @@ def test_bad_input_one_line_status_2(kind, tmp_path, demo_dir, capfd):
     [
         (["evaluate"], "Missing argument"),
         (["evaluate", ".", "--model", "unet-ish"], "unknown model"),
-        (["evaluate", ".", "--model", "ncpdnet"], "reconstructs noncartesian acquisitions"),
+        (["evaluate", ".", "--model", "ncpdnet"], "--trajectory: needed for non-Cartesian baselines"),
+        (["evaluate", ".", "--model", "zero-filled", "--trajectory", "radial"], "no --model is non-Cartesian"),
+        (["evaluate", ".", "--model", "nc-adjoint", "--trajectory", "radial", "--mask-type", "random"], "no --model is Cartesian"),
+        (["evaluate", ".", "--model", "nc-adjoint", "--trajectory", "radial", "--acceleration", "4,8"], "one acceleration"),
+        (["evaluate", ".", "--model", "nc-adjoint", "--trajectory", "helix"], "'helix' is not one of"),
         (["evaluate", ".", "--acceleration", "3"], "no default center fraction"),
         (["evaluate", ".", "--acceleration", "4", "--center-fraction", "0.5"], "center"),
         (["evaluate", ".", "--mask-type", "spiral"], "spiral"),
@@ -150,12 +154,76 @@ def test_train_then_evaluate_the_run(demo_dir, tmp_path, capfd):
         ("learning_rat: 0.1\n", "unknown key(s) learning_rat"),
         ("epochs: three\n", "epochs='three'"),
         ("model: unet9\n", "unknown model 'unet9'"),
+        ("model: ncpdnet\ndensity_compensation: maybe\n", "density_compensation='maybe': expected bool"),
+        ("model: unet\ntrajectory: spiral\n", "a non-Cartesian option, but model 'unet'"),
     ],
 )
 def test_train_bad_configs_one_line_status_2(tmp_path, demo_dir, capfd, content, message):
     config = tmp_path / "bad.yaml"
     config.write_text(content if "data_dir" in content else content + f"data_dir: {demo_dir}\n")
     status, _, err = run_main(["train", "--config", str(config), "--dry-run"], capfd)
+    assert status == 2 and len(err) == 1 and message in err[0], err
+
+
+NC_TINY = ["--model-config", "n_iter=1", "--model-config", "n_primal=2", "--model-config", "n_filters=4"]
+
+
+def test_train_noncartesian_then_evaluate_the_run_and_the_adjoint(demo_dir, tmp_path, capfd):
+    args = ["train", "--model", "ncpdnet", *NC_TINY, "--data-dir", str(demo_dir), "--trajectory", "spiral", "--trajectory-option", "n_shots=4"]
+    status, out, err = run_main([*args, "--steps-per-epoch", "2", "--epochs", "1", "--output-dir", str(tmp_path), "--quiet"], capfd)
+    assert status == 0, err
+    assert "training done: 1 epochs" in out
+    run_dir = tmp_path / "ncpdnet_singlecoil_spiral_x4"
+    assert json.loads((run_dir / "config.json").read_text())["config"]["trajectory_options"] == {"n_shots": 4}
+    argv = ["evaluate", str(demo_dir / "singlecoil_val"), "--model", str(run_dir), "--model", "nc-adjoint", "--output-dir", str(tmp_path / "eval"), "--quiet"]
+    status, out, err = run_main(argv, capfd)
+    assert status == 0, err
+    assert "| ncpdnet_singlecoil_spiral_x4 | spiral x4 (n_shots=4) | 2 |" in out and "| nc-adjoint | spiral x4 (n_shots=4) | 2 |" in out
+    assert [r["model"] for r in json.loads((tmp_path / "eval" / "results.json").read_text())] == ["ncpdnet_singlecoil_spiral_x4", "nc-adjoint"]
+    assert (tmp_path / "eval" / "reconstructions.png").is_file()
+
+
+def test_evaluate_adjoint_on_a_trajectory(demo_dir, tmp_path, capfd):
+    argv = ["evaluate", str(demo_dir / "multicoil_val"), "--model", "nc-adjoint", "--model", "zero-filled", "--trajectory", "radial",
+            "--acceleration", "4", "--output-dir", str(tmp_path), "--quiet"]  # fmt: skip
+    status, out, err = run_main(argv, capfd)
+    assert status == 0, err
+    assert "| nc-adjoint | radial x4 | 2 |" in out and "| zero-filled | random x4 (cf 0.08) | 2 |" in out
+    assert json.loads((tmp_path / "results.json").read_text())[0]["acquisition"] == "radial x4"
+
+
+def test_evaluate_adjoint_on_the_demo_volumes(capfd):
+    status, out, err = run_main(["evaluate", "demo-volumes", "--model", "nc-adjoint", "--trajectory", "stack_of_spirals", "--quiet"], capfd)
+    assert status == 0, err
+    assert "| nc-adjoint | stack_of_spirals x4 | 2 |" in out
+
+
+def test_train_dry_run_shows_the_noncartesian_options(capfd):
+    argv = ["train", "--model", "ncpdnet-3d", "--trajectory", "kooshball", "--volume-shape", "16,16,16", "--no-density-compensation", "--dry-run"]
+    status, out, err = run_main(argv, capfd)
+    assert status == 0, err
+    config = json.loads(out)["config"]
+    assert (config["trajectory"], config["volume_shape"], config["density_compensation"]) == ("kooshball", [16, 16, 16], False)
+    assert config["data_dir"] == "demo-volumes" and config["mask_type"] is None
+    assert json.loads(out)["run_dir"].endswith("ncpdnet-3d_singlecoil_kooshball_x4")
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--model", "unet", "--trajectory", "radial"], "trajectory='radial': a non-Cartesian option, but model 'unet'"),
+        (["--model", "ncpdnet", "--mask-type", "equispaced"], "mask_type='equispaced': a Cartesian option"),
+        (["--model", "ncpdnet", "--trajectory", "kooshball"], "expected one of radial, spiral"),
+        (["--model", "ncpdnet", "--acceleration", "4,8"], "one acceleration"),
+        (["--model", "ncpdnet-3d", "--coils", "multicoil"], "single-coil volumes"),
+        (["--model", "ncpdnet", "--image-shape", "32,x"], "expected comma-separated integers"),
+        (["--model", "ncpdnet", "--trajectory", "spiral", "--trajectory-option", "n_shots=0"], "trajectory_options={'n_shots': 0}"),
+        (["--model", "ncpdnet", "--trajectory-option", "n_shots"], "expected KEY=VALUE"),
+        (["--model", "pdnet", "--no-density-compensation"], "density_compensation=False: a non-Cartesian option"),
+    ],
+)
+def test_train_bad_noncartesian_options_one_line_status_2(demo_dir, argv, message, capfd):
+    status, _, err = run_main(["train", *argv, "--data-dir", str(demo_dir), "--dry-run"], capfd)
     assert status == 2 and len(err) == 1 and message in err[0], err
 
 

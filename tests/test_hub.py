@@ -231,7 +231,7 @@ def test_publish_dry_run_writes_the_folder_and_a_diff_only(published, tiny_run):
     assert not result.manifest_written and result.revision is None
     assert entry["sha256"] == sha256_file(folder / "tiny-unet.weights.h5") == sha256_file(tiny_run / "best.weights.h5")
     assert entry["hub"] == {"repo_id": "someone/tiny-unet", "revision": PENDING_REVISION}
-    assert entry["config"] == {"crop_size": [32, 32], "filters": [4, 8], "n_convs": 1, "residual": True, "activation": "relu"}
+    assert entry["config"] == {"crop_size": [32, 32], "phase_normalization": False, "filters": [4, 8], "n_convs": 1, "residual": True, "activation": "relu"}
     assert [m["acceleration"] for m in entry["metrics"]] == [4] and entry["metrics"][0]["volumes"] == 2
     assert entry["metrics"][0]["data"].endswith("singlecoil_val")
     assert f'+      "sha256": "{entry["sha256"]}",' in result.diff and '+      "name": "tiny-unet",' in result.diff

@@ -1,26 +1,115 @@
-"""Evaluating a reconstruction model or baseline on a directory of fastMRI files.
+"""Evaluating a reconstruction model or baseline on a directory of fastMRI files (or of 3D volumes).
 
-One loop serves every method: each volume's fully-sampled k-space is undersampled with a mask
-seeded by the file name (the same mask for every slice, and for every method: fastMRI's
-validation protocol), reconstructed slice batch by slice batch with ``model((kspace, mask))``,
-and compared with the file's target by the fastMRI metrics (`evaluate.metrics`).
+One loop serves every method. `undersampled_volumes` is the seam where the acquisition decides how
+each volume's model inputs are produced:
+
+- Cartesian (a `MaskSampler`): each volume's fully-sampled k-space is undersampled with a mask
+  seeded by the file name (the same mask for every slice, and for every method: fastMRI's
+  validation protocol); inputs ``(kspace, mask[, smaps])``;
+- non-Cartesian (a `NonCartesianAcquisition`): the samples are simulated by the non-Cartesian
+  pipelines in validation order (`data.datasets.noncartesian` for slices of fastMRI files,
+  `data.datasets.volume3d` for 3D volumes): one trajectory with its density for every volume (as in
+  training and in the NC-PDNet paper) and a deterministic NUFFT, so every method sees the same
+  samples; inputs ``(kspace, trajectory, density[, smaps])``.
+
+The loop then reconstructs each volume batch by batch (timing the model calls only) and compares it
+with its target by the fastMRI metrics (`evaluate.metrics`); a 3D volume is compared as a stack of
+its depth slices.
 """
 
 import dataclasses
+import itertools
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
+from fastmri_recon.data.datasets import (
+    NonCartesianConfig,
+    Volume3DConfig,
+    noncartesian_dataset,
+    volume3d_dataset,
+)
 from fastmri_recon.data.datasets.config import DEFAULT_SCALE_FACTOR
+from fastmri_recon.data.datasets.volume3d import nifti_paths
 from fastmri_recon.data.h5 import FastMRIFile, list_volumes
-from fastmri_recon.data.masks import seeded_volume_mask
+from fastmri_recon.data.masks import MaskSampler, seeded_volume_mask
 from fastmri_recon.data.sensitivity import acs_sensitivity_maps
-from fastmri_recon.errors import DataError
+from fastmri_recon.errors import ConfigError, DataError
 from fastmri_recon.evaluate.metrics import MetricsSummary, evaluate_volume
 from fastmri_recon.ops.crop import center_crop
 from fastmri_recon.progress import progress_bar
+
+
+@dataclasses.dataclass(frozen=True)
+class NonCartesianAcquisition:
+    """A simulated non-Cartesian acquisition, for training and evaluation (what `MaskSampler` is to Cartesian data).
+
+    Attributes:
+        pipeline: a `NonCartesianConfig` (2D radial / spiral samples simulated from fastMRI files)
+            or a `Volume3DConfig` (3D samples simulated from volumes).
+        density_compensation: True: the models get the pipeline's Pipe-Menon density; False: unit
+            density (they then apply the plain adjoint ``A^H``).
+
+    Raises:
+        ConfigError: when ``pipeline`` is not one of the two configurations.
+    """
+
+    pipeline: object
+    density_compensation: bool = True
+
+    def __post_init__(self):
+        if type(self.pipeline) not in (NonCartesianConfig, Volume3DConfig):
+            raise ConfigError(f"pipeline: expected a NonCartesianConfig or a Volume3DConfig, got {type(self.pipeline).__name__}")
+
+    @property
+    def volumetric(self):
+        """True for 3D acquisitions (`Volume3DConfig`)."""
+        return isinstance(self.pipeline, Volume3DConfig)
+
+    @property
+    def scale_factor(self):
+        """The factor the pipeline multiplies samples and targets by."""
+        return self.pipeline.scale_factor
+
+    def dataset(self, source, training=False, input_context=None):
+        """The pipeline's ``tf.data.Dataset`` of ``((kspace, trajectory, density[, smaps]), target)`` batches.
+
+        Args:
+            source: 2D: a directory of fastMRI files; 3D: a directory of NIfTI volumes or an
+                array ``(n, D, H, W)`` of ``volume_shape`` volumes.
+            training: the pipelines' training mode (shuffling; phase augmentation in 2D).
+            input_context: optional ``tf.distribute.InputContext`` (2D only: the 3D pipeline
+                reads every volume and batches ``batch_size`` of them).
+
+        Returns:
+            the dataset of `noncartesian_dataset` / `volume3d_dataset`, with float32 ones as
+            density ``(batch, M)`` when ``density_compensation`` is False.
+        """
+        if self.volumetric:
+            dataset = volume3d_dataset(source, self.pipeline, training)
+        else:
+            dataset = noncartesian_dataset(source, self.pipeline, training, input_context)
+        return dataset if self.density_compensation else dataset.map(_unit_density)
+
+    def on_grid(self, image_shape, **changes):
+        """A copy simulating on ``image_shape`` (``(H, W)`` or ``(D, H, W)``: a model's grid), other pipeline fields changed."""
+        grid = "volume_shape" if self.volumetric else "image_shape"
+        pipeline = dataclasses.replace(self.pipeline, **{grid: tuple(image_shape)}, **changes)
+        return dataclasses.replace(self, pipeline=pipeline)
+
+    def describe(self):
+        """A short text, e.g. ``"radial x4"``, ``"spiral x8 (n_shots=8)"``, ``"kooshball x4, no density compensation"``."""
+        options = ", ".join(f"{key}={value}" for key, value in sorted(self.pipeline.trajectory_options.items()))
+        text = f"{self.pipeline.trajectory} x{self.pipeline.acceleration:g}" + (f" ({options})" if options else "")
+        return text if self.density_compensation else f"{text}, no density compensation"
+
+
+def _unit_density(inputs, target):
+    kspace, trajectory, density = inputs[:3]
+    return (kspace, trajectory, tf.ones_like(density)) + tuple(inputs[3:]), target
 
 
 def volume_mask(handle, sampler):
@@ -42,33 +131,60 @@ def volume_mask(handle, sampler):
     return seeded_volume_mask(sampler, handle.path.name, handle.kspace_shape[-1], padding)
 
 
-def reconstruct_volume(model, handle, mask, batch_size=8, scale_factor=DEFAULT_SCALE_FACTOR):
-    """Reconstruct every slice of a volume.
+def cartesian_batches(model, handle, mask, batch_size=8, scale_factor=DEFAULT_SCALE_FACTOR):
+    """The Cartesian model inputs of every slice of a volume, ``batch_size`` slices at a time.
 
-    k-space is multiplied by ``scale_factor`` (as the training pipelines do) and the images divided
-    by it; multi-coil data gets sensitivity maps from its ACS band when the model needs them.
+    k-space is multiplied by ``scale_factor`` (as the training pipelines do); multi-coil data gets
+    sensitivity maps from its ACS band when the model needs them.
 
     Args:
-        model: a registered model or baseline, called as ``model((kspace, mask[, smaps]))``.
-        handle: an open `FastMRIFile`.
+        model: a registered Cartesian model or baseline.
+        handle: an open `FastMRIFile` (read as the batches are consumed).
         mask: float32 ``(W,)``, applied to every slice.
-        batch_size: slices per call.
+        batch_size: slices per batch.
         scale_factor: the data scaling the model was trained with.
 
-    Returns:
-        (float32 ``(slices, h, w)`` reconstruction, seconds spent in the model).
+    Yields:
+        ``(kspace, mask[, smaps])``: complex64 ``(batch, [coils,] H, W)``, float32 ``(batch, W)``,
+        complex64 ``(batch, coils, H, W)``.
     """
-    images, seconds = [], 0.0
     for start in range(0, handle.num_slices, batch_size):
         kspace = tf.constant(handle.kspace(slice(start, start + batch_size)) * np.complex64(scale_factor))
         masks = tf.constant(np.broadcast_to(mask, (kspace.shape[0], mask.shape[0])))
-        tic = time.perf_counter()
         inputs = (kspace, masks)
         if handle.is_multicoil and model.needs_smaps:
             inputs += (acs_sensitivity_maps(kspace, masks),)
+        yield inputs
+
+
+def reconstruct_batches(model, batches, scale_factor=DEFAULT_SCALE_FACTOR):
+    """Reconstruct a volume from its batches of model inputs.
+
+    Args:
+        model: a registered model or baseline.
+        batches: iterable of input tuples, the volume's slices in order (3D: one volume).
+        scale_factor: the factor the inputs carry; the images are divided by it.
+
+    Returns:
+        (float32 ``(slices, h, w)`` reconstruction — a 3D volume ``(D, H, W)``: its depth slices —,
+        seconds spent in the model calls).
+    """
+    images, seconds = [], 0.0
+    for inputs in batches:
+        tic = time.perf_counter()
         images.append(np.asarray(model(inputs)) / scale_factor)
         seconds += time.perf_counter() - tic
-    return np.concatenate(images), seconds
+    images = np.concatenate(images)
+    return images.reshape((-1, *images.shape[-2:])), seconds
+
+
+def reconstruct_volume(model, handle, mask, batch_size=8, scale_factor=DEFAULT_SCALE_FACTOR):
+    """Reconstruct every slice of a volume from its Cartesian k-space (`cartesian_batches`).
+
+    Returns:
+        (float32 ``(slices, h, w)`` reconstruction, seconds spent in the model calls).
+    """
+    return reconstruct_batches(model, cartesian_batches(model, handle, mask, batch_size, scale_factor), scale_factor)
 
 
 def describe_sampler(sampler):
@@ -77,16 +193,116 @@ def describe_sampler(sampler):
     return f"{sampler.kind} {pairs}"
 
 
+def describe_acquisition(acquisition):
+    """A short text for a `MaskSampler` or a `NonCartesianAcquisition`."""
+    return describe_sampler(acquisition) if isinstance(acquisition, MaskSampler) else acquisition.describe()
+
+
+def _check_acquisition(model, name, acquisition):
+    model_kind = getattr(model, "acquisition", "cartesian")
+    if not isinstance(acquisition, (MaskSampler, NonCartesianAcquisition)):
+        raise ConfigError(f"acquisition: expected a MaskSampler or a NonCartesianAcquisition, got {type(acquisition).__name__}")
+    given = describe_acquisition(acquisition)
+    if (model_kind == "cartesian") != isinstance(acquisition, MaskSampler):
+        expected = "a mask (MaskSampler)" if model_kind == "cartesian" else "a trajectory (NonCartesianAcquisition)"
+        raise ConfigError(f"{name}: reconstructs {model_kind} acquisitions: evaluate it with {expected}, not '{given}'")
+    if model_kind == "noncartesian" and acquisition.volumetric != (len(model.image_shape) == 3):
+        raise ConfigError(f"{name}: works on {len(model.image_shape)}D images {model.image_shape}, not on a '{given}' acquisition")
+
+
+def _checked_files(directory):
+    """The fastMRI files of a directory, each checked to have a target."""
+    files = list_volumes(directory)
+    for path in files:  # structure of every file first: fail before any work
+        with FastMRIFile(path) as handle:
+            if handle.target_key is None:
+                raise DataError(
+                    f"{path}: has no target (a test file); evaluate needs files with "
+                    "reconstruction_esc / reconstruction_rss"
+                )
+    return files
+
+
+def _stacked(examples, batch_size):
+    """Batches of ``batch_size`` pipeline examples ``(inputs, target)``: the inputs stacked, the last batch smaller."""
+    examples = iter(examples)
+    while chunk := list(itertools.islice(examples, batch_size)):
+        yield tuple(tf.stack(parts) for parts in zip(*(inputs for inputs, _ in chunk)))
+
+
+def undersampled_volumes(model, directory, acquisition, batch_size=8, scale_factor=DEFAULT_SCALE_FACTOR, name=None):
+    """Each volume's target and model inputs: the acquisition's dispatch of the evaluation loop.
+
+    Args:
+        model: a registered model or baseline; a non-Cartesian one sets the simulation grid (its
+            ``image_shape``).
+        directory: a directory of fastMRI files with targets; 3D acquisitions: a directory of
+            NIfTI volumes or an array ``(n, D, H, W)`` of volumes.
+        acquisition: a `MaskSampler` (Cartesian models) or a `NonCartesianAcquisition`.
+        batch_size: slices per model call (3D: one volume per call).
+        scale_factor: the k-space scaling of Cartesian data (a `NonCartesianAcquisition` has its
+            pipeline's ``scale_factor``).
+        name: the method's name for messages (None: the model's class name).
+
+    Returns:
+        ``(names, volumes, scale)``: the volume names in order; a generator of ``(name, target,
+        batches)`` per volume, target float32 ``(slices, h, w)`` (3D: ``(D, H, W)``) in the
+        data's units, batches an iterable of model inputs to consume before the next volume; and
+        the factor the inputs carry.
+
+    Raises:
+        ConfigError: when the model's acquisition (`Entry.acquisition`) is not the acquisition's.
+        DataError: for a missing / empty directory, a bad file, or a file without target.
+    """
+    _check_acquisition(model, name or type(model).__name__, acquisition)
+    if isinstance(acquisition, MaskSampler):
+        files = _checked_files(directory)
+
+        def cartesian():
+            for path in files:
+                with FastMRIFile(path) as handle:
+                    mask = volume_mask(handle, acquisition)
+                    yield path.name, handle.target(), cartesian_batches(model, handle, mask, batch_size, scale_factor)
+
+        return [path.name for path in files], cartesian(), scale_factor
+    if acquisition.volumetric:
+        acquisition = acquisition.on_grid(model.image_shape, batch_size=1)
+        from_files = isinstance(directory, (str, Path))
+        names = [p.name for p in nifti_paths(directory)] if from_files else [f"volume_{i:03d}" for i in range(len(directory))]
+        data = acquisition.dataset(directory)
+
+        def volumes():
+            for volume, (inputs, target) in zip(names, data):
+                yield volume, target.numpy()[0] / acquisition.scale_factor, [inputs]
+
+        return names, volumes(), acquisition.scale_factor
+    files = _checked_files(directory)
+    # every slice of every file, in the files' order: the examples line up with list_volumes
+    acquisition = acquisition.on_grid(
+        model.image_shape, batch_size=1, slice_selection="all", edge_slices=0, contrasts=None, skip_bad_files=False
+    )
+    examples = iter(acquisition.dataset(directory).unbatch())
+
+    def noncartesian():
+        for path in files:
+            with FastMRIFile(path) as handle:
+                target = handle.target()
+            yield path.name, target, _stacked(itertools.islice(examples, len(target)), batch_size)
+
+    return [path.name for path in files], noncartesian(), acquisition.scale_factor
+
+
 @dataclasses.dataclass
 class EvaluationResult:
     """Metrics of one method on one directory.
 
     Attributes:
         model: the method's name.
-        directory: the evaluated directory.
-        acquisition: e.g. ``"random x4 (cf 0.08)"``.
+        directory: the evaluated directory (or a description of the volumes evaluated).
+        acquisition: e.g. ``"random x4 (cf 0.08)"`` or ``"radial x4"``.
         summary: per-volume `MetricsSummary`.
-        seconds_per_slice: mean model time per slice (data reading excluded).
+        seconds_per_slice: mean model time per slice (data reading and simulation excluded; a 3D
+            volume counts its depth slices).
         num_params: number of trainable and non-trainable weights.
         example: ``(volume name, slice index, target, reconstruction)`` of the middle slice of the
             first volume, float32 ``(h, w)`` images, for figures.
@@ -120,42 +336,36 @@ def evaluate_directory(model, name, directory, sampler, batch_size=8, progress=T
     Args:
         model: a registered model or baseline (``keras.Model``).
         name: its name, for the report.
-        directory: a directory of fastMRI files with targets (train / val files).
-        sampler: the `MaskSampler` of the undersampling.
+        directory: a directory of fastMRI files with targets (train / val files); for a 3D
+            acquisition a directory of NIfTI volumes or an array ``(n, D, H, W)`` of volumes.
+        sampler: the acquisition: a `MaskSampler` (Cartesian models) or a
+            `NonCartesianAcquisition` (non-Cartesian models; simulated on the model's grid).
         batch_size: slices per model call.
         progress: show a progress bar over volumes.
-        scale_factor: the data scaling the model was trained with (`reconstruct_volume`).
+        scale_factor: the data scaling Cartesian models were trained with (`cartesian_batches`).
 
     Returns:
         `EvaluationResult`.
 
     Raises:
+        ConfigError: when the model's acquisition is not the sampler's.
         DataError: for a missing / empty directory, a bad file, or a file without target.
     """
-    files = list_volumes(directory)
-    for path in files:  # structure of every file first: fail before any work
-        with FastMRIFile(path) as handle:
-            if handle.target_key is None:
-                raise DataError(
-                    f"{path}: has no target (a test file); evaluate needs files with "
-                    "reconstruction_esc / reconstruction_rss"
-                )
+    names, volumes, scale = undersampled_volumes(model, directory, sampler, batch_size, scale_factor, name)
     summary, seconds, slices, example = MetricsSummary(), 0.0, 0, None
-    with progress_bar(files, name, "volume", progress) as bar:
-        for path in bar:
-            with FastMRIFile(path) as handle:
-                recon, spent = reconstruct_volume(model, handle, volume_mask(handle, sampler), batch_size, scale_factor)
-                target = handle.target()
-                summary.add(path.name, evaluate_volume(target, recon))
+    with progress_bar(names, name, "volume", progress) as bar:
+        for _, (volume, target, batches) in zip(bar, volumes):
+            recon, spent = reconstruct_batches(model, batches, scale)
+            summary.add(volume, evaluate_volume(target, recon))
             if example is None:
                 middle = len(target) // 2
-                example = (path.name, middle, target[middle], center_crop(recon[middle], target.shape[-2:]))
+                example = (volume, middle, target[middle], center_crop(recon[middle], target.shape[-2:]))
             seconds += spent
-            slices += handle.num_slices
+            slices += len(target)
     return EvaluationResult(
         model=name,
-        directory=str(directory),
-        acquisition=describe_sampler(sampler),
+        directory=str(directory) if isinstance(directory, (str, Path)) else f"{len(directory)} volumes in memory",
+        acquisition=describe_acquisition(sampler),
         summary=summary,
         seconds_per_slice=seconds / slices,
         num_params=int(model.count_params()) if model.built else 0,

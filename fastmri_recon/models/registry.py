@@ -13,8 +13,8 @@ multi-coil k-space (`models.base`).
 
 Acquisition: entries with ``acquisition="noncartesian"`` (NC-PDNet, its baselines) are
 called as ``model((kspace, trajectory, density[, smaps]))`` instead (`models.nc_base`), take their
-image grid as ``image_shape``, and need the non-Cartesian pipelines; commands that feed Cartesian
-data select the entries with ``acquisition == "cartesian"`` (the default).
+image grid as ``image_shape``, and need the non-Cartesian pipelines: ``train`` and ``evaluate`` pick
+the pipeline from the entry's ``acquisition`` (``"cartesian"`` by default).
 """
 
 import dataclasses
@@ -229,18 +229,3 @@ def count_parameters(name, size=32):
     model(inputs)
     return model.count_params()
 
-
-def get_cartesian_entry(name):
-    """The `Entry` of ``name``, which must take Cartesian inputs ``(kspace, mask[, smaps])``.
-
-    Raises:
-        ConfigError: for an unknown name or a non-Cartesian entry (the Cartesian commands and
-            pipelines cannot feed it).
-    """
-    entry = get_entry(name)
-    if entry.acquisition != "cartesian":
-        raise ConfigError(
-            f"'{name}' reconstructs {entry.acquisition} acquisitions (inputs (kspace, trajectory, density[, smaps])); "
-            "this command works on Cartesian fastMRI data"
-        )
-    return entry

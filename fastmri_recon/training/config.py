@@ -3,6 +3,12 @@
 Its keys are the ``fastmri-recon train`` options (with underscores), so every experiment can be a
 file under ``experiments/`` and every file a command line. The resolved configuration is saved as
 ``config.json`` in the run directory; a run started again with the same configuration resumes.
+
+The acquisition follows the model's registry entry (`models.registry.Entry.acquisition`):
+Cartesian models take the mask options (``mask_type``, ``center_fractions``), non-Cartesian ones
+the simulated-trajectory options (``trajectory``, ``trajectory_options``, ``image_shape`` or
+``volume_shape``, ``density_compensation``; names and defaults of `data.datasets.nc_config`). The
+options of the other acquisition stay None; giving one is an error.
 """
 
 import dataclasses
@@ -12,10 +18,22 @@ from pathlib import Path
 
 import yaml
 
+from fastmri_recon.data.datasets.nc_config import (
+    TRAJECTORIES_2D,
+    TRAJECTORIES_3D,
+    NonCartesianConfig,
+    Volume3DConfig,
+)
 from fastmri_recon.errors import ConfigError
+from fastmri_recon.models.registry import get_entry
 
 OPTIMIZERS = ("radam", "adam")
 COILS = ("singlecoil", "multicoil")
+DEFAULT_DATA_DIR = "demo_data"
+DEMO_VOLUMES = "demo-volumes"
+"""``data_dir`` of 3D runs that train on the demo volumes (`data.datasets.volume3d.demo_volumes`)."""
+CARTESIAN_OPTIONS = ("mask_type", "center_fractions")
+NONCARTESIAN_OPTIONS = ("trajectory", "trajectory_options", "image_shape", "volume_shape", "density_compensation")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,13 +43,27 @@ class TrainConfig:
     Attributes:
         model: registered model name (``fastmri-recon models``).
         model_config: constructor arguments of the model overriding its (paper) defaults,
-            e.g. ``{"n_iter": 5, "n_filters": 16}``.
-        data_dir: directory holding ``{coils}_train/`` and ``{coils}_val/`` (fastMRI's layout, as
-            the demo data).
-        coils: ``singlecoil`` or ``multicoil``.
-        mask_type: undersampling mask kind (fastMRI's: random, equispaced, ...).
-        accelerations: accelerations, one drawn per example.
-        center_fractions: paired center fractions (None: 0.08 for 4, 0.04 for 8).
+            e.g. ``{"n_iter": 5, "n_filters": 16}`` (not ``image_shape``: non-Cartesian models get
+            the data's grid).
+        data_dir: 2D models: directory holding ``{coils}_train/`` and ``{coils}_val/`` (fastMRI's
+            layout, as the demo data; default ``demo_data``). 3D models: directory holding
+            ``volumes_train/`` and ``volumes_val/`` of NIfTI volumes (``.nii`` / ``.nii.gz``), or
+            ``demo-volumes`` (the default): 6 training and 2 validation demo volumes made from the
+            MNI template at ``volume_shape`` (`volume3d.demo_volumes`, seeds 0 and 1).
+        coils: ``singlecoil`` or ``multicoil`` (3D models: single-coil).
+        mask_type: Cartesian models: undersampling mask kind (fastMRI's: random, equispaced, ...;
+            default random).
+        accelerations: accelerations, one drawn per example (non-Cartesian models: one value).
+        center_fractions: Cartesian models: paired center fractions (None: 0.08 for 4, 0.04 for 8).
+        trajectory: non-Cartesian models: ``radial`` or ``spiral`` (2D, default radial),
+            ``stack_of_spirals``, ``stack_of_radial`` or ``kooshball`` (3D, default stack_of_spirals).
+        trajectory_options: non-Cartesian models: extra arguments of the trajectory function
+            (e.g. ``{"n_shots": 8}``) or None.
+        image_shape: 2D non-Cartesian models: the image grid ``(H, W)`` the acquisition is
+            simulated on and the model works on (None: the targets' size).
+        volume_shape: 3D models: the volume grid ``(D, H, W)`` (default ``(32, 32, 32)``).
+        density_compensation: non-Cartesian models: give the models the pipeline's Pipe-Menon
+            density (True, the default) or unit density (False: the plain adjoint ``A^H``).
         contrasts: ``acquisition`` attributes to keep (None: all).
         slice_selection: ``all`` slices or one ``random`` slice per volume per epoch.
         phase_augmentation: multiply each training example by a random global phase.
@@ -54,11 +86,16 @@ class TrainConfig:
 
     model: str = "unet"
     model_config: dict = dataclasses.field(default_factory=dict)
-    data_dir: str = "demo_data"
+    data_dir: str = None
     coils: str = "singlecoil"
-    mask_type: str = "random"
+    mask_type: str = None
     accelerations: tuple = (4,)
     center_fractions: tuple = None
+    trajectory: str = None
+    trajectory_options: dict = None
+    image_shape: tuple = None
+    volume_shape: tuple = None
+    density_compensation: bool = None
     contrasts: tuple = None
     slice_selection: str = "all"
     phase_augmentation: bool = False
@@ -79,6 +116,7 @@ class TrainConfig:
 
     def __post_init__(self):
         _check_types(self)
+        _resolve_acquisition(self)
         if self.coils not in COILS:
             raise ConfigError(f"coils='{self.coils}': expected one of {', '.join(COILS)}")
         if self.optimizer not in OPTIMIZERS:
@@ -90,12 +128,23 @@ class TrainConfig:
             raise ConfigError(f"learning_rate={self.learning_rate}: expected a number > 0")
 
     @property
+    def acquisition(self):
+        """``"cartesian"`` or ``"noncartesian"``: the model's registry entry's acquisition."""
+        return get_entry(self.model).acquisition
+
+    @property
+    def volumetric(self):
+        """True for 3D (non-Cartesian) models: those whose preset grid has three axes."""
+        return len(get_entry(self.model).defaults.get("image_shape", ())) == 3
+
+    @property
     def name(self):
-        """The run directory's name."""
+        """The run directory's name: ``MODEL_COILS_MASK_xACC`` or ``MODEL_COILS_TRAJECTORY_xACC``."""
         if self.run_name:
             return self.run_name
         accelerations = "-".join(f"{a:g}" for a in self.accelerations)
-        return f"{self.model}_{self.coils}_{self.mask_type}_x{accelerations}"
+        sampling = self.mask_type if self.acquisition == "cartesian" else self.trajectory
+        return f"{self.model}_{self.coils}_{sampling}_x{accelerations}"
 
     @property
     def run_dir(self):
@@ -114,9 +163,61 @@ def _jsonable(value):
     return list(value) if isinstance(value, tuple) else value
 
 
+def _default(cls, field):
+    """The default of a field of a pipeline configuration dataclass."""
+    return next(f.default for f in dataclasses.fields(cls) if f.name == field)
+
+
+def _resolve_acquisition(config):
+    """Check the options against the model's acquisition and fill the acquisition's defaults.
+
+    Raises:
+        ConfigError: for an unknown model, an option of the other acquisition, a trajectory of the
+            wrong dimension, several accelerations, multi-coil 3D data or a grid in ``model_config``.
+    """
+    entry, volumetric = get_entry(config.model), config.volumetric
+    cartesian = entry.acquisition == "cartesian"
+    foreign = CARTESIAN_OPTIONS if not cartesian else NONCARTESIAN_OPTIONS
+    for name in foreign:
+        if getattr(config, name) is not None:
+            raise ConfigError(
+                f"{name}={getattr(config, name)!r}: a {'Cartesian' if not cartesian else 'non-Cartesian'} option, "
+                f"but model '{config.model}' reconstructs {entry.acquisition} acquisitions"
+            )
+    dimension = "3D" if volumetric else "2D"
+    misplaced = config.image_shape if volumetric else config.volume_shape
+    if misplaced is not None:
+        name = "image_shape" if volumetric else "volume_shape"
+        raise ConfigError(f"{name}={list(misplaced)}: not an option of the {dimension} model '{config.model}'")
+    resolve = object.__setattr__
+    resolve(config, "data_dir", config.data_dir or (DEMO_VOLUMES if volumetric else DEFAULT_DATA_DIR))
+    if cartesian:
+        resolve(config, "mask_type", config.mask_type or "random")
+        return
+    pipeline = Volume3DConfig if volumetric else NonCartesianConfig
+    kinds = TRAJECTORIES_3D if volumetric else TRAJECTORIES_2D
+    resolve(config, "trajectory", config.trajectory or _default(pipeline, "trajectory"))
+    if config.trajectory not in kinds:
+        raise ConfigError(f"trajectory='{config.trajectory}': expected one of {', '.join(kinds)} ({dimension} model '{config.model}')")
+    if volumetric:
+        resolve(config, "volume_shape", config.volume_shape or _default(Volume3DConfig, "volume_shape"))
+        if config.coils != "singlecoil":
+            raise ConfigError(f"coils='{config.coils}': the 3D pipeline simulates single-coil volumes")
+        for name in ("contrasts", "phase_augmentation", "slice_selection"):
+            if getattr(config, name) not in (None, False, "all"):
+                raise ConfigError(f"{name}={getattr(config, name)!r}: not an option of the 3D model '{config.model}'")
+    if config.density_compensation is None:
+        resolve(config, "density_compensation", True)
+    if len(config.accelerations) != 1:
+        raise ConfigError(f"accelerations={list(config.accelerations)}: a non-Cartesian run simulates one acceleration")
+    if "image_shape" in config.model_config:
+        raise ConfigError(f"model_config image_shape: the grid of '{config.model}' is the data's (options image_shape / volume_shape)")
+
+
 _TYPES = {
-    "model": str, "model_config": dict, "data_dir": str, "coils": str, "mask_type": str,
-    "accelerations": "numbers", "center_fractions": "numbers?", "contrasts": "strings?",
+    "model": str, "model_config": dict, "data_dir": "str?", "coils": str, "mask_type": "str?",
+    "accelerations": "numbers", "center_fractions": "numbers?", "trajectory": "str?", "trajectory_options": "dict?",
+    "image_shape": "sizes?", "volume_shape": "sizes?", "density_compensation": "bool?", "contrasts": "strings?",
     "slice_selection": str, "phase_augmentation": bool, "loss": str, "optimizer": str, "learning_rate": "number", "epochs": int,
     "steps_per_epoch": "int?", "batch_size": int, "validation_steps": "int?", "checkpoint_every": int,
     "mixed_precision": bool, "deterministic": bool, "seed": int, "strategy": str, "output_dir": str,
@@ -138,7 +239,11 @@ def _check_value(name, value, kind):
         ):
             raise ConfigError(f"{name}={value!r}: expected a non-empty list of {'numbers' if kind == 'numbers' else 'names'}")
         return tuple(items)
-    expected = {"number": numbers.Real, "int": int, "str": str}.get(kind, kind)
+    if kind == "sizes":
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+            raise ConfigError(f"{name}={value!r}: expected a list of positive integers")
+        return tuple(value)
+    expected = {"number": numbers.Real, "int": int, "str": str, "dict": dict, "bool": bool}.get(kind, kind)
     if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
         raise ConfigError(f"{name}={value!r}: expected {getattr(expected, '__name__', kind)}")
     return value

@@ -4,6 +4,14 @@ The run directory (``output_dir/run_name``) holds ``config.json`` (the resolved 
 the package version and the strategy), the loop's checkpoints, weights and logs, and
 ``summary.json``. Starting the same configuration again resumes the run; only ``epochs`` may
 change between the two (to train longer).
+
+The model's acquisition picks the data (`acquisition`): Cartesian models train on the single- /
+multi-coil pipelines of ``data_dir/{coils}_{train,val}/``, 2D non-Cartesian models on radial /
+spiral samples simulated from the same files (`data.datasets.noncartesian`), 3D models on samples
+simulated from the volumes of ``data_dir/volumes_{train,val}/`` (NIfTI) or from the demo volumes
+(``data_dir: demo-volumes``, `data.datasets.volume3d`). 3D runs have no validation in the loop
+(its PSNR / SSIM take 2D images): they write no ``best.weights.h5`` and `load_trained_model` gives
+their final weights for ``best``.
 """
 
 import json
@@ -13,13 +21,23 @@ import keras
 import tensorflow as tf
 
 from fastmri_recon import __version__
-from fastmri_recon.data.datasets import MulticoilConfig, SinglecoilConfig, multicoil_dataset, singlecoil_dataset
+from fastmri_recon.data.datasets import (
+    MulticoilConfig,
+    NonCartesianConfig,
+    SinglecoilConfig,
+    Volume3DConfig,
+    demo_volumes,
+    multicoil_dataset,
+    singlecoil_dataset,
+)
+from fastmri_recon.data.datasets.volume3d import nifti_paths
 from fastmri_recon.data.h5 import FastMRIFile, list_volumes
 from fastmri_recon.errors import ConfigError
+from fastmri_recon.evaluate.evaluate import NonCartesianAcquisition
 from fastmri_recon.files import write_text
-from fastmri_recon.models.registry import build, get_cartesian_entry
+from fastmri_recon.models.registry import build, get_entry
 from fastmri_recon.models.weights import load_checked
-from fastmri_recon.training.config import from_dict
+from fastmri_recon.training.config import DEMO_VOLUMES, from_dict
 from fastmri_recon.training.loop import LoopConfig, Trainer
 from fastmri_recon.training.losses import get_loss
 from fastmri_recon.training.optimizers import RAdam
@@ -27,11 +45,26 @@ from fastmri_recon.training.strategy import describe, is_chief, make_strategy
 
 CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
+DEMO_VOLUME_SPLITS = {"train": (6, 0), "val": (2, 1)}
+"""The demo volumes of 3D runs with ``data_dir: demo-volumes``: split -> (volumes, seed of `demo_volumes`)."""
 
 
 def split_dir(config, split):
-    """The directory of a split (``train`` / ``val``) of the run's data."""
-    return Path(config.data_dir) / f"{config.coils}_{split}"
+    """The directory of a split (``train`` / ``val``) of the run's data: ``{coils}_{split}/`` or (3D) ``volumes_{split}/``."""
+    return Path(config.data_dir) / (f"volumes_{split}" if config.volumetric else f"{config.coils}_{split}")
+
+
+def demo_split(split, volume_shape):
+    """The demo volumes of a split, float32 ``(n, *volume_shape)`` (`DEMO_VOLUME_SPLITS`)."""
+    count, seed = DEMO_VOLUME_SPLITS[split]
+    return demo_volumes(count, tuple(volume_shape), seed)
+
+
+def split_source(config, split):
+    """What a split's pipeline reads: `split_dir`, or the `demo_split` volumes of 3D runs on ``demo-volumes``."""
+    if config.volumetric and config.data_dir == DEMO_VOLUMES:
+        return demo_split(split, config.volume_shape)
+    return split_dir(config, split)
 
 
 def target_shape(directory):
@@ -40,48 +73,114 @@ def target_shape(directory):
         return handle.header.target_shape
 
 
+def output_shape(config):
+    """The size of the run's outputs (its models' crop size), checking that both splits exist.
+
+    Returns:
+        ``(h, w)``: the first training target's size (2D); ``volume_shape`` (3D).
+
+    Raises:
+        DataError: for a missing split directory or one without volumes.
+    """
+    if config.volumetric:
+        if config.data_dir != DEMO_VOLUMES:
+            nifti_paths(split_dir(config, "train"))
+            nifti_paths(split_dir(config, "val"))
+        return config.volume_shape
+    shape = target_shape(split_dir(config, "train"))
+    list_volumes(split_dir(config, "val"))
+    return shape
+
+
 def build_model(config, crop_size):
     """The run's model: the registry's class with the run's ``model_config``.
+
+    Non-Cartesian models get the data's grid as ``image_shape``: ``volume_shape`` (3D), else
+    ``image_shape`` or the targets' size ``crop_size``.
 
     Raises:
         ConfigError: for an unknown model or constructor argument.
     """
-    cls = get_cartesian_entry(config.model).load_class()
+    cls = get_entry(config.model).load_class()
+    grid = {}
+    if config.acquisition == "noncartesian":
+        grid["image_shape"] = tuple(config.volume_shape if config.volumetric else (config.image_shape or crop_size))
     try:
-        return build(config.model, crop_size=crop_size, **config.model_config)
+        return build(config.model, crop_size=crop_size, **grid, **config.model_config)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"model_config for '{config.model}' ({cls.__name__}): {err}") from None
 
 
-def pipeline_config(config, needs_smaps, seed):
-    """The data pipeline's configuration for the run (``seed`` varies per epoch in training)."""
-    options = dict(
-        mask_kind=config.mask_type,
-        accelerations=config.accelerations,
-        center_fractions=config.center_fractions,
-        slice_selection=config.slice_selection,
-        phase_augmentation=config.phase_augmentation,
-        contrasts=config.contrasts,
-        batch_size=config.batch_size,
-        seed=seed,
-    )
+def needs_smaps(config):
+    """Whether the run's inputs carry sensitivity maps: multi-coil data for a model that needs them."""
+    return get_entry(config.model).load_class().needs_smaps and config.coils == "multicoil"
+
+
+def pipeline_config(config, seed):
+    """The data pipeline's configuration for the run (``seed`` varies per epoch in training).
+
+    Returns:
+        `SinglecoilConfig` / `MulticoilConfig` (Cartesian), `NonCartesianConfig` (2D
+        non-Cartesian) or `Volume3DConfig` (3D).
+
+    Raises:
+        ConfigError: for options the pipeline refuses (e.g. trajectory_options).
+    """
+    maps = "acs" if needs_smaps(config) else None
+    if config.volumetric:
+        return Volume3DConfig(
+            trajectory=config.trajectory, acceleration=config.accelerations[0], trajectory_options=config.trajectory_options,
+            volume_shape=config.volume_shape, batch_size=config.batch_size, seed=seed,
+        )
+    options = {
+        "slice_selection": config.slice_selection,
+        "phase_augmentation": config.phase_augmentation,
+        "contrasts": config.contrasts,
+        "batch_size": config.batch_size,
+        "seed": seed,
+    }
+    if config.acquisition == "noncartesian":
+        return NonCartesianConfig(
+            trajectory=config.trajectory, acceleration=config.accelerations[0], trajectory_options=config.trajectory_options,
+            image_shape=config.image_shape, sensitivity_maps=maps, **options,
+        )
+    options.update(mask_kind=config.mask_type, accelerations=config.accelerations, center_fractions=config.center_fractions)
     if config.coils == "multicoil":
-        return MulticoilConfig(**options, sensitivity_maps="acs" if needs_smaps else None)
+        return MulticoilConfig(**options, sensitivity_maps=maps)
     return SinglecoilConfig(**options)
 
 
-def data_functions(config, needs_smaps):
-    """``(train, val)`` dataset functions ``(input_context, epoch) -> tf.data.Dataset`` for the loop."""
+def acquisition(config, seed):
+    """The run's data pipeline at ``seed``: a Cartesian pipeline configuration or a `NonCartesianAcquisition`.
+
+    The non-Cartesian one (at ``config.seed``) is also what evaluating the run simulates by default.
+    """
+    pipeline = pipeline_config(config, seed)
+    if config.acquisition == "cartesian":
+        return pipeline
+    return NonCartesianAcquisition(pipeline, config.density_compensation)
+
+
+def split_dataset(config, source, seed, training, context):
+    """The dataset of a split's ``source`` (`split_source`): the acquisition's pipeline."""
+    data = acquisition(config, seed)
+    if isinstance(data, NonCartesianAcquisition):
+        return data.dataset(source, training, context)
     dataset = multicoil_dataset if config.coils == "multicoil" else singlecoil_dataset
-    train_dir, val_dir = split_dir(config, "train"), split_dir(config, "val")
+    return dataset(source, data, training, context)
+
+
+def data_functions(config):
+    """``(train, val)`` dataset functions ``(input_context, epoch) -> tf.data.Dataset`` for the loop (val None in 3D)."""
+    train_source, val_source = split_source(config, "train"), split_source(config, "val")
 
     def train(context, epoch):
-        return dataset(train_dir, pipeline_config(config, needs_smaps, config.seed + epoch), True, context)
+        return split_dataset(config, train_source, config.seed + epoch, True, context)
 
     def val(context, epoch):
-        return dataset(val_dir, pipeline_config(config, needs_smaps, config.seed), False, context)
+        return split_dataset(config, val_source, config.seed, False, context)
 
-    return train, val
+    return train, None if config.volumetric else val
 
 
 def _optimizer(config):
@@ -124,10 +223,11 @@ def run_training(config, dry_run=False, progress=True):
     """
     strategy, kind = make_strategy(config.strategy)
     description = describe(strategy, kind)
-    needs_smaps = get_cartesian_entry(config.model).load_class().needs_smaps and config.coils == "multicoil"
-    crop_size = target_shape(split_dir(config, "train"))
-    list_volumes(split_dir(config, "val"))
-    build_model(config, crop_size)  # fail early on a bad model_config
+    if config.volumetric and strategy.num_replicas_in_sync > 1:
+        raise ConfigError(f"strategy='{config.strategy}': the 3D pipeline feeds one replica, got {strategy.num_replicas_in_sync}")
+    crop_size = output_shape(config)
+    acquisition(config, config.seed)  # fail early on bad pipeline options
+    build_model(config, crop_size)  # and on a bad model_config
     if dry_run:
         return {"strategy": description, "config": config.to_json(), "run_dir": str(config.run_dir)}
     run_dir = config.run_dir
@@ -144,7 +244,7 @@ def run_training(config, dry_run=False, progress=True):
         keras.mixed_precision.set_global_policy("mixed_float16")
     try:
         keras.utils.set_random_seed(config.seed)
-        train, val = data_functions(config, needs_smaps)
+        train, val = data_functions(config)
         trainer = Trainer(
             strategy,
             lambda: build_model(config, crop_size),
@@ -175,7 +275,7 @@ def load_trained_model(run_dir, weights="best"):
 
     Args:
         run_dir: a run directory written by `run_training`.
-        weights: ``best`` or ``final``.
+        weights: ``best`` or ``final`` (3D runs: both are the final weights).
 
     Returns:
         ``(model, config)``: the built ``keras.Model`` with the weights loaded and the `TrainConfig`.
@@ -185,13 +285,14 @@ def load_trained_model(run_dir, weights="best"):
             do not match its configuration.
     """
     run_dir = Path(run_dir)
-    config_path, weights_path = run_dir / CONFIG_FILE, run_dir / f"{weights}.weights.h5"
+    config_path = run_dir / CONFIG_FILE
     if not config_path.is_file():
         raise ConfigError(f"{run_dir}: not a training run directory (no {CONFIG_FILE})")
-    if not weights_path.is_file():
-        raise ConfigError(f"{run_dir}: no {weights_path.name} (has the run finished an epoch?)")
     stored = json.loads(config_path.read_text())
     config = from_dict(stored["config"], str(config_path))
+    weights_path = run_dir / f"{'final' if config.volumetric else weights}.weights.h5"
+    if not weights_path.is_file():
+        raise ConfigError(f"{run_dir}: no {weights_path.name} (has the run finished an epoch?)")
     model = build_model(config, stored["crop_size"])
     load_checked(model, weights_path, config.coils == "multicoil", f"model '{config.model}' of {config_path}")
     return model, config

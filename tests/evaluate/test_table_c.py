@@ -1,0 +1,41 @@
+"""The table (c) script (experiments/table_c_noncartesian/run.py) at the tiny budget."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from fastmri_recon.errors import ConfigError
+
+SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "table_c_noncartesian" / "run.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("table_c_noncartesian", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_unknown_budget():
+    with pytest.raises(ConfigError, match="budget must be one of tiny, default, paper"):
+        load_script().budget_settings("huge")
+
+
+@pytest.mark.e2e
+def test_table_c_tiny(tmp_path):
+    rows = load_script().run_table_c(tmp_path, "tiny", progress=False, log=lambda *_: None)
+    stored = json.loads((tmp_path / "table_c_noncartesian.json").read_text())
+    assert stored["budget"] == "tiny" and len(stored["rows"]) == len(rows) == 2 * 2 * 3 + 2 * 2
+    methods = {(r["setting"], r["acquisition"], r["model"]) for r in stored["rows"]}
+    for setting in ("2D single-coil", "2D multi-coil"):
+        for trajectory in ("radial", "spiral"):
+            assert {(setting, f"{trajectory} x4", m) for m in ("nc-adjoint", "ncpdnet", "nc-unet")} <= methods
+    assert {("3D single-coil", f"{t} x4", m) for t in ("kooshball", "stack_of_spirals") for m in ("nc-adjoint", "ncpdnet-3d")} <= methods
+    assert all(r["volumes"] >= 1 and r["mean"]["PSNR"] > 0 for r in stored["rows"])
+    table = (tmp_path / "table_c_noncartesian.md").read_text()
+    assert "| setting | model | acquisition | volumes | PSNR | SSIM | NMSE |" in table
+    assert "| 2D multi-coil | nc-adjoint | spiral x4 | 1 |" in table
+    for folder in ("singlecoil_radial", "multicoil_spiral", "volumes_radial"):
+        assert (tmp_path / folder / "reconstructions.png").is_file() and (tmp_path / folder / "results.json").is_file()
