@@ -7,6 +7,8 @@ Two families share one definition:
   reports mean (std) over volumes. The peak value is ``gt.max()`` over the whole volume.
 * TensorFlow, per image, for training-time monitoring on batches ``(batch, H, W)``:
   ``tf_nmse``, ``tf_psnr``, ``tf_ssim``. The peak value is the max of each target image.
+  ``tf_example_psnr_ssim`` also takes volumes ``(batch, D, H, W)`` (3D models), per volume as the
+  NumPy functions: the volume's peak, PSNR over the volume, SSIM averaged over its slices.
 
 SSIM is scikit-image's ``structural_similarity`` with its defaults as fastMRI uses them: a 7x7
 uniform window, K1 = 0.01, K2 = 0.03, sample covariances (normalised by NP / (NP - 1), NP = 49), and
@@ -337,6 +339,30 @@ def tf_psnr(gt, pred, maxval=None):
     gt, pred = _tf_pair(gt, pred)
     mse = tf.reduce_mean(tf.square(gt - pred), axis=[1, 2])
     return 10.0 * tf.math.log(tf.square(_tf_peak(gt, maxval)) / mse) / math.log(10.0)
+
+
+def tf_example_psnr_ssim(gt, pred):
+    """Per-example PSNR and SSIM of images or volumes, for validation during training.
+
+    Args:
+        gt: float32 targets ``(batch, H, W)`` (per image, as `tf_psnr` / `tf_ssim`) or
+            ``(batch, D, H, W)`` (per volume: the volume's max as peak, the MSE over the volume,
+            SSIM the mean over the D slices computed with that peak, as `psnr` / `ssim`).
+        pred: predictions, same shape.
+
+    Returns:
+        ``(psnr, ssim)``: float32 tensors ``(batch,)``.
+    """
+    gt, pred = tf.cast(tf.convert_to_tensor(gt), tf.float32), tf.cast(tf.convert_to_tensor(pred), tf.float32)
+    if gt.shape.rank != 4:
+        return tf_psnr(gt, pred), tf_ssim(gt, pred)
+    shape = tf.shape(gt)
+    peak = tf.reduce_max(gt, axis=[1, 2, 3])
+    mse = tf.reduce_mean(tf.square(gt - pred), axis=[1, 2, 3])
+    psnr = 10.0 * tf.math.log(tf.square(peak) / mse) / math.log(10.0)
+    slices = tf.concat([[-1], shape[2:]], 0)
+    slice_ssim = tf_ssim(tf.reshape(gt, slices), tf.reshape(pred, slices), maxval=tf.repeat(peak, shape[1]))
+    return psnr, tf.reduce_mean(tf.reshape(slice_ssim, shape[:2]), axis=1)
 
 
 def tf_ssim(gt, pred, maxval=None):

@@ -37,7 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from fastmri_recon.files import write_text
-from fastmri_recon.evaluate.metrics import tf_psnr, tf_ssim
+from fastmri_recon.evaluate.metrics import tf_example_psnr_ssim
 from fastmri_recon.training.strategy import is_chief
 
 METRICS_CSV = "metrics.csv"
@@ -178,11 +178,12 @@ class Trainer:
     def _val_step_fn(self, inputs, target):
         def step(inputs, target):
             prediction = tf.cast(self.model(inputs, training=False), tf.float32)
+            psnr, ssim = tf_example_psnr_ssim(target, prediction)
             sums = tf.stack(
                 [
                     tf.reduce_sum(per_example_loss(self.loss, target, prediction)),
-                    tf.reduce_sum(tf_psnr(target, prediction)),
-                    tf.reduce_sum(tf_ssim(target, prediction)),
+                    tf.reduce_sum(psnr),
+                    tf.reduce_sum(ssim),
                     tf.cast(tf.shape(target)[0], tf.float32),
                 ]
             )
@@ -236,6 +237,8 @@ class Trainer:
                 tf.summary.scalar(name.replace("_", "/", 1), value)
             if sample is not None:
                 target, prediction = sample
+                if target.shape.rank == 4:  # volumes: their middle slice
+                    target, prediction = target[:, target.shape[1] // 2], prediction[:, prediction.shape[1] // 2]
                 scale = tf.reduce_max(target[:1]) + 1e-12
                 tf.summary.image("val/target_vs_reconstruction", tf.concat([target[:1], prediction[:1]], axis=2)[..., None] / scale)
         return metrics

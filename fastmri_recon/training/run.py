@@ -9,9 +9,7 @@ The model's acquisition picks the data (`acquisition`): Cartesian models train o
 multi-coil pipelines of ``data_dir/{coils}_{train,val}/``, 2D non-Cartesian models on radial /
 spiral samples simulated from the same files (`data.datasets.noncartesian`), 3D models on samples
 simulated from the volumes of ``data_dir/volumes_{train,val}/`` (NIfTI) or from the demo volumes
-(``data_dir: demo-volumes``, `data.datasets.volume3d`). 3D runs have no validation in the loop
-(its PSNR / SSIM take 2D images): they write no ``best.weights.h5`` and `load_trained_model` gives
-their final weights for ``best``.
+(``data_dir: demo-volumes``, `data.datasets.volume3d`); their validation PSNR / SSIM are per volume.
 """
 
 import json
@@ -180,7 +178,7 @@ def data_functions(config):
     def val(context, epoch):
         return split_dataset(config, val_source, config.seed, False, context)
 
-    return train, None if config.volumetric else val
+    return train, val
 
 
 def _optimizer(config):
@@ -275,7 +273,7 @@ def load_trained_model(run_dir, weights="best"):
 
     Args:
         run_dir: a run directory written by `run_training`.
-        weights: ``best`` or ``final`` (3D runs: both are the final weights).
+        weights: ``best`` or ``final``.
 
     Returns:
         ``(model, config)``: the built ``keras.Model`` with the weights loaded and the `TrainConfig`.
@@ -290,7 +288,7 @@ def load_trained_model(run_dir, weights="best"):
         raise ConfigError(f"{run_dir}: not a training run directory (no {CONFIG_FILE})")
     stored = json.loads(config_path.read_text())
     config = from_dict(stored["config"], str(config_path))
-    weights_path = run_dir / f"{'final' if config.volumetric else weights}.weights.h5"
+    weights_path = run_dir / f"{weights}.weights.h5"
     if not weights_path.is_file():
         raise ConfigError(f"{run_dir}: no {weights_path.name} (has the run finished an epoch?)")
     model = build_model(config, stored["crop_size"])

@@ -16,6 +16,7 @@ from fastmri_recon.evaluate.metrics import (
     psnr,
     ssim,
     tf_nmse,
+    tf_example_psnr_ssim,
     tf_psnr,
     tf_ssim,
 )
@@ -218,6 +219,17 @@ def test_tf_metrics_match_numpy(pair):
     np.testing.assert_allclose(tf_ssim(gt, pred).numpy(), per_slice(ssim, gt, pred), atol=1e-4)
     np.testing.assert_allclose(tf_psnr(gt, pred).numpy(), per_slice(psnr, gt, pred), rtol=1e-5)
     np.testing.assert_allclose(tf_nmse(gt, pred).numpy(), per_slice(nmse, gt, pred), rtol=1e-5)
+
+
+def test_tf_example_metrics_of_volumes_are_the_numpy_volume_metrics(pair):
+    gt, pred = (x.astype(np.float32) for x in pair)
+    volumes = np.stack([gt, gt[::-1]]), np.stack([pred, pred[::-1] * 0.9])  # (2, 3, 40, 48)
+    got_psnr, got_ssim = (t.numpy() for t in tf_example_psnr_ssim(*volumes))
+    np.testing.assert_allclose(got_psnr, [psnr(g, p) for g, p in zip(*volumes)], rtol=1e-5)
+    np.testing.assert_allclose(got_ssim, [ssim(g, p) for g, p in zip(*volumes)], atol=1e-4)
+    images_psnr, images_ssim = (t.numpy() for t in tf_example_psnr_ssim(gt, pred))  # (batch, H, W): per image
+    np.testing.assert_allclose(images_psnr, per_slice(psnr, gt, pred), rtol=1e-5)
+    np.testing.assert_allclose(images_ssim, per_slice(ssim, gt, pred), atol=1e-4)
 
 
 def test_tf_ssim_one_slice_matches_skimage(pair):
