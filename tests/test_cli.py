@@ -233,7 +233,7 @@ def test_benchmark_tiny(tmp_path, capfd):
     assert status == 0, err
     for name in ("table_a_singlecoil.md", "table_b_multicoil.md", "benchmark.json", "table_a_singlecoil_x4/reconstructions.png"):
         assert (tmp_path / "b" / name).is_file(), name
-    assert "published PSNR (fastMRI knee)" in out
+    assert "published PSNR (fastMRI knee)" in out and "cs-wavelet: lam=" in out and "grappa: tikhonov=" in out
     tables = json.loads((tmp_path / "b" / "benchmark.json").read_text())
     assert {r["model"] for r in tables["table_a_singlecoil"]} == {"zero-filled", "cs-wavelet", "unet", "kiki-net", "cascade-net", "pdnet"}
     assert {r["model"] for r in tables["table_b_multicoil"]} >= {"xpdnet", "e2e-varnet", "grappa", "sense"}

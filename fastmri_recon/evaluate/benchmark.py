@@ -22,6 +22,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from fastmri_recon.baselines.tuning import choose_parameter
 from fastmri_recon.data.demo import DemoConfig, build_demo_dataset
 from fastmri_recon.data.masks import MaskSampler, default_center_fraction
 from fastmri_recon.errors import ConfigError
@@ -95,6 +96,10 @@ def _tables(budget):
 
 
 BUDGETS = ("tiny", "default", "paper")
+TUNED_BASELINES = {"cs-wavelet": ("lam", (0.003, 0.01, 0.03)), "grappa": ("tikhonov", (0.01, 0.1, 1.0))}
+"""Baselines whose weight is chosen by PSNR on training volumes, per acceleration: argument, candidates."""
+TUNING_VOLUMES = 1
+"""Training volumes the baselines are tuned on (the first in file-name order)."""
 DEMO_CONFIGS = {"tiny": DemoConfig(train_subjects=2, val_subjects=1, test_subjects=1, slices=2, image_size=32, coils=4)}
 
 
@@ -126,6 +131,32 @@ def prepare_data(data_dir, tables, budget, progress):
     if missing:
         raise ConfigError(f"{data_dir}: fastMRI data without the folder(s) {', '.join(missing)} that the benchmark needs")
     return "fastMRI"
+
+
+def baselines_for(table, sampler, data_dir, progress):
+    """The table's baselines for one acceleration, the tuned ones with their chosen weight.
+
+    Args:
+        table: a `Table`.
+        sampler: the acceleration's `MaskSampler`.
+        data_dir: the data folder (tuning reads ``{coils}_train``).
+        progress: progress bars.
+
+    Returns:
+        ``(models, notes)``: dict name -> baseline, and one ``"name: argument=value"`` per tuned one.
+    """
+    models, notes = {}, []
+    for name in table.baselines:
+        if name not in TUNED_BASELINES:
+            models[name] = build(name)
+            continue
+        parameter, values = TUNED_BASELINES[name]
+        best, _ = choose_parameter(
+            name, parameter, values, data_dir / f"{table.coils}_train", sampler, progress=progress, max_volumes=TUNING_VOLUMES
+        )
+        models[name] = build(name, **{parameter: best})
+        notes.append(f"{name}: {parameter}={best:g}")
+    return models, notes
 
 
 def _train(entry, table, data_dir, runs_dir, progress):
@@ -177,22 +208,25 @@ def run_benchmark(out_dir, data_dir, budget="default", progress=True, log=print,
     results = {}
     for table in selected:
         log(f"\n## {table.title} ({source} data, {data_dir})")
-        models = {name: build(name) for name in table.baselines}
+        learned = {}
         for entry in table.learned:
             log(f"training {entry.model} ({entry.steps} steps)")
-            models[entry.model] = _train(entry, table, data_dir, out_dir / "runs", progress)
-        rows = []
+            learned[entry.model] = _train(entry, table, data_dir, out_dir / "runs", progress)
+        rows, tuning = [], []
         for acceleration in table.accelerations:
             sampler = MaskSampler(table.mask_type, [default_center_fraction(acceleration)], [acceleration])
-            for name, model in models.items():
+            baselines, notes = baselines_for(table, sampler, data_dir, progress)
+            tuning += [f"{note} (x{acceleration})" for note in notes]
+            for name, model in {**baselines, **learned}.items():
                 rows.append(evaluate_directory(model, name, data_dir / f"{table.coils}_val", sampler, progress=progress))
-            write_results(out_dir / f"{table.name}_x{acceleration}", rows[-len(models):])
+            write_results(out_dir / f"{table.name}_x{acceleration}", rows[-len(baselines) - len(learned):])
         results[table.name] = rows
         text = markdown_table(rows)
         if table.coils == "singlecoil":
             text = with_published(text, rows)
-        write_text(out_dir / f"{table.name}.md", f"# {table.title}\n\nData: {source} ({data_dir}).\n\n{text}\n")
-        log(text)
+        chosen = f"Baseline weights chosen by PSNR on {TUNING_VOLUMES} training volume(s): {'; '.join(tuning)}."
+        write_text(out_dir / f"{table.name}.md", f"# {table.title}\n\nData: {source} ({data_dir}). {chosen}\n\n{text}\n")
+        log(f"{chosen}\n{text}")
     write_text(out_dir / "benchmark.json", json.dumps({t: [r.to_json() for r in rows] for t, rows in results.items()}, indent=2) + "\n")
     return results
 

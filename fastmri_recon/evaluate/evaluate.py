@@ -330,7 +330,9 @@ class EvaluationResult:
         }
 
 
-def evaluate_directory(model, name, directory, sampler, batch_size=8, progress=True, scale_factor=DEFAULT_SCALE_FACTOR):
+def evaluate_directory(
+    model, name, directory, sampler, batch_size=8, progress=True, scale_factor=DEFAULT_SCALE_FACTOR, max_volumes=None
+):
     """Evaluate a model or baseline on every volume of a directory.
 
     Args:
@@ -343,6 +345,7 @@ def evaluate_directory(model, name, directory, sampler, batch_size=8, progress=T
         batch_size: slices per model call.
         progress: show a progress bar over volumes.
         scale_factor: the data scaling Cartesian models were trained with (`cartesian_batches`).
+        max_volumes: evaluate only the first volumes (in file-name order), or None for all.
 
     Returns:
         `EvaluationResult`.
@@ -352,6 +355,7 @@ def evaluate_directory(model, name, directory, sampler, batch_size=8, progress=T
         DataError: for a missing / empty directory, a bad file, or a file without target.
     """
     names, volumes, scale = undersampled_volumes(model, directory, sampler, batch_size, scale_factor, name)
+    names = names[:max_volumes]  # the volumes are produced lazily: the rest are never read
     summary, seconds, slices, example = MetricsSummary(), 0.0, 0, None
     with progress_bar(names, name, "volume", progress) as bar:
         for _, (volume, target, batches) in zip(bar, volumes):

@@ -10,7 +10,9 @@ from fastmri_recon.baselines.sense import Sense, conjugate_gradient
 from fastmri_recon.baselines.zero_filled import ZeroFilled
 from fastmri_recon.data.demo import DemoConfig, birdcage_maps, load_template, simulate_subject
 from fastmri_recon.data.masks import MaskSampler
+from fastmri_recon.evaluate.evaluate import evaluate_directory
 from fastmri_recon.evaluate.metrics import evaluate_volume
+from fastmri_recon.models.registry import build
 from fastmri_recon.ops.fourier import np_fftc, np_ifftc
 
 SIZE = 64
@@ -137,3 +139,6 @@ def test_choose_lambda_on_the_validation_split(demo_dir):
     best, scores = choose_parameter("cs-wavelet", "lam", [0.0, 0.02, 5.0], demo_dir / "singlecoil_val", sampler, iterations=5)
     assert set(scores) == {0.0, 0.02, 5.0} and scores[best] == max(scores.values())
     assert scores[5.0] < scores[best]  # thresholding everything is worse than the best weight
+    one, one_scores = choose_parameter("cs-wavelet", "lam", [0.0, 0.02], demo_dir / "singlecoil_train", sampler, iterations=5, max_volumes=1)
+    first = evaluate_directory(build("cs-wavelet", lam=one, iterations=5), "cs", demo_dir / "singlecoil_train", sampler, progress=False, max_volumes=1)
+    assert len(first.summary) == 1 and first.summary.means()["PSNR"] == pytest.approx(one_scores[one])
