@@ -263,7 +263,9 @@ def run_training(config, dry_run=False, progress=True):
         summary = trainer.fit()
     finally:
         keras.mixed_precision.set_global_policy(policy)
-    if is_chief(strategy):
+    if summary["steps"] == 0 and (run_dir / SUMMARY_FILE).is_file():  # a finished run: keep what it reported
+        summary = json.loads((run_dir / SUMMARY_FILE).read_text())
+    elif is_chief(strategy):
         _write_json(run_dir / SUMMARY_FILE, summary)
     return {"strategy": description, "config": config.to_json(), "summary": summary, "run_dir": str(run_dir)}
 

@@ -71,6 +71,9 @@ def test_tiny_run_resume_reload_and_evaluate(demo_dir, tmp_path, coils, model, m
         assert (run_dir / name).is_file(), name
     # the same command with more epochs resumes; another configuration is refused
     assert run_training(config.replace(epochs=2), progress=False)["summary"]["epochs_done"] == 2
+    finished = json.loads((run_dir / "summary.json").read_text())
+    assert finished["steps"] == 2 and run_training(config.replace(epochs=2), progress=False)["summary"] == finished
+    assert json.loads((run_dir / "summary.json").read_text()) == finished  # nothing trained: kept
     with pytest.raises(ConfigError, match="learning_rate differ"):
         run_training(config.replace(learning_rate=0.1), progress=False)
     model_, loaded_config = load_trained_model(run_dir)
