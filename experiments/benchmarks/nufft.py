@@ -13,8 +13,9 @@ finufft with a plan (``setpts`` done once) with 1 thread and with all cores (Ten
 cores; the ratios are against the faster of the two); tfkbnufft (``tf.function`` as it ships, its
 default 6-point Kaiser-Bessel table, its output rescaled to our normalisation) if it can be imported.
 The runs of all methods of a case are interleaved, so that a change of the machine's load hits them
-alike. Accuracy
-of each, as a relative l2 error against the exact NDFT (float64), on 1000 samples drawn from the
+alike. The note gives the time of the first forward and adjoint calls (tracing and, for ours, the XLA
+compilation of the interpolation kernels), and of the eager construction of our plan. Accuracy of
+each, as a relative l2 error against the exact NDFT (float64), on 1000 samples drawn from the
 trajectory (forward: those outputs of the first coil; adjoint: the adjoint of random values on those
 samples). Prints a Markdown table; the run is recorded in BENCHMARKS.md.
 
@@ -138,12 +139,16 @@ class Tfkbnufft:
 def interleaved_medians(methods, repeats):
     """Median forward and adjoint times of every method, the runs of all methods interleaved.
 
-    Interleaving makes the comparison fair on a machine whose load changes during the run.
+    Interleaving makes the comparison fair on a machine whose load changes during the run. Sets
+    ``method["first"]``, the time of the first forward and adjoint calls (tracing, compilation).
     """
     for method in methods:
-        for _ in range(2):  # warm-up (tracing, plans, caches)
-            method["forward"]()
-            method["adjoint"]()
+        start = time.perf_counter()
+        method["forward"]()
+        method["adjoint"]()
+        method["first"] = time.perf_counter() - start
+        method["forward"]()  # warm-up (plans, caches)
+        method["adjoint"]()
     times = {id(m): ([], []) for m in methods}
     for _ in range(repeats):
         for method in methods:
@@ -196,9 +201,10 @@ def run_case(name, eps_list, repeats, rng, threads):
         for method in methods:
             fwd, adj = method["check"]()
             t_fwd, t_adj = medians[id(method)]
+            note = "; ".join(filter(None, [f"first calls {method['first'] * 1e3:.0f} ms", method["extra"]]))
             rows.append(dict(case=name, eps=method["eps"], width=method["width"], method=method["method"], fwd=t_fwd,
                              adj=t_adj, err_fwd=rel_err(fwd, exact_fwd), err_adj=rel_err(adj, exact_adj),
-                             extra=method["extra"], ref_eps=eps))
+                             extra=note, ref_eps=eps))
             print(f"  {name} eps={eps} {method['method']}: fwd {t_fwd * 1e3:.1f} ms, adj {t_adj * 1e3:.1f} ms",
                   flush=True)
     return rows, n_samples
