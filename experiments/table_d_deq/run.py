@@ -50,14 +50,13 @@ import click
 
 from fastmri_recon.data.masks import MaskSampler, default_center_fraction
 from fastmri_recon.errors import ConfigError, FastMRIReconError
-from fastmri_recon.evaluate.benchmark import BUDGETS, LearnedEntry, Table, prepare_data
+from fastmri_recon.evaluate.benchmark import BUDGETS, LearnedEntry, Table, prepare_data, train_entry
 from fastmri_recon.evaluate.evaluate import evaluate_directory
 from fastmri_recon.evaluate.tables import markdown_rows, table_rows, write_results
 from fastmri_recon.files import write_text
 from fastmri_recon.models.registry import build
-from fastmri_recon.training.config import DEFAULT_DATA_DIR, TrainConfig
+from fastmri_recon.training.config import DEFAULT_DATA_DIR
 from fastmri_recon.training.loop import METRICS_CSV
-from fastmri_recon.training.run import load_trained_model, run_training
 
 ACCELERATION = 4
 BACKWARD_MODES = ("shine", "jacobian-free", "implicit")
@@ -122,25 +121,11 @@ def train(entry, table, budget, data_dir, runs_dir, progress):
         ``(model, seconds_per_step)``: the run's final model and the training seconds per step of
         its second epoch (from the run's ``metrics.csv``, so a reused run reports its own time).
     """
-    steps_per_epoch = max(1, entry.steps // 2)
-    config = TrainConfig(
-        model=entry.model,
-        model_config=entry.model_config,
-        data_dir=str(data_dir),
-        coils=table.coils,
-        mask_type=table.mask_type,
-        accelerations=table.accelerations,
-        epochs=2,
-        steps_per_epoch=steps_per_epoch,
-        checkpoint_every=50,
-        output_dir=str(runs_dir),
-        run_name=f"{budget}_{label(entry).replace(' (', '_').rstrip(')')}",
-    )
-    run_dir = Path(run_training(config, progress=progress)["run_dir"])
-    model, _ = load_trained_model(run_dir, weights="final")
+    run_name = f"{budget}_{label(entry).replace(' (', '_').rstrip(')')}"
+    model, run_dir = train_entry(entry, table, data_dir, runs_dir, progress, run_name=run_name, epochs=2)
     with open(run_dir / METRICS_CSV, newline="") as handle:
         last = list(csv.DictReader(handle))[-1]
-    return model, float(last["seconds"]) / steps_per_epoch
+    return model, float(last["seconds"]) / max(1, entry.steps // 2)
 
 
 class SolverStatsRecorder:

@@ -159,7 +159,21 @@ def baselines_for(table, sampler, data_dir, progress):
     return models, notes
 
 
-def _train(entry, table, data_dir, runs_dir, progress):
+def train_entry(entry, table, data_dir, runs_dir, progress, run_name=None, epochs=1):
+    """Train (or reuse) one network of a table.
+
+    Args:
+        entry: its `LearnedEntry` (its ``steps`` are split evenly over ``epochs``).
+        table: the `Table` (data, masks, accelerations).
+        data_dir: the data folder.
+        runs_dir: where the runs go.
+        progress: progress bars.
+        run_name: the run's name (default ``{coils}_{model}``).
+        epochs: epochs the steps are split over (the second epoch's time is free of the tracing).
+
+    Returns:
+        ``(model, run_dir)``: the run's final model and its `Path`.
+    """
     config = TrainConfig(
         model=entry.model,
         model_config=entry.model_config,
@@ -168,15 +182,15 @@ def _train(entry, table, data_dir, runs_dir, progress):
         mask_type=table.mask_type,
         accelerations=table.accelerations,
         learning_rate=entry.learning_rate,
-        epochs=1,
-        steps_per_epoch=entry.steps,
+        epochs=epochs,
+        steps_per_epoch=max(1, entry.steps // epochs),
         checkpoint_every=50,
         output_dir=str(runs_dir),
-        run_name=f"{table.coils}_{entry.model}",
+        run_name=run_name or f"{table.coils}_{entry.model}",
     )
-    result = run_training(config, progress=progress)
-    model, _ = load_trained_model(result["run_dir"], weights="final")
-    return model
+    run_dir = Path(run_training(config, progress=progress)["run_dir"])
+    model, _ = load_trained_model(run_dir, weights="final")
+    return model, run_dir
 
 
 TABLE_KEYS = ("a", "b")
@@ -211,7 +225,7 @@ def run_benchmark(out_dir, data_dir, budget="default", progress=True, log=print,
         learned = {}
         for entry in table.learned:
             log(f"training {entry.model} ({entry.steps} steps)")
-            learned[entry.model] = _train(entry, table, data_dir, out_dir / "runs", progress)
+            learned[entry.model], _ = train_entry(entry, table, data_dir, out_dir / "runs", progress)
         rows, tuning = [], []
         for acceleration in table.accelerations:
             sampler = MaskSampler(table.mask_type, [default_center_fraction(acceleration)], [acceleration])
