@@ -17,21 +17,22 @@ Budgets, as the benchmark's (`evaluate.benchmark.BUDGETS`): ``tiny`` (seconds: t
 reduced, 400 steps in 2D and 150 in 3D) and ``paper`` (the networks' paper configurations on 128 x 128 images
 and 48^3 volumes, 20 times the steps; for a GPU).
 
-    python experiments/table_c_noncartesian/run.py [--budget tiny|default|paper] [--output-dir DIR] [--quiet]
+    python experiments/table_c_noncartesian/run.py [--budget tiny|default|paper] [--output-dir DIR] [--data-dir DIR] [--quiet]
 """
 
 import dataclasses
 import json
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import click
 
-from fastmri_recon.data.demo import DemoConfig, build_demo_dataset
-from fastmri_recon.errors import ConfigError
-from fastmri_recon.evaluate.benchmark import BUDGETS, DEMO_CONFIGS, LearnedEntry
+from fastmri_recon.data.demo import DemoConfig
+from fastmri_recon.errors import ConfigError, FastMRIReconError
+from fastmri_recon.evaluate.benchmark import BUDGETS, DEMO_CONFIGS, LearnedEntry, prepare_data
 from fastmri_recon.evaluate.evaluate import evaluate_directory
 from fastmri_recon.evaluate.tables import markdown_rows, table_rows, write_results
 from fastmri_recon.files import write_text
@@ -116,12 +117,15 @@ def train(entry, setting, trajectory, budget, data_dir, runs_dir, progress):
     return load_trained_model(result["run_dir"], weights="final")
 
 
-def run_table_c(out_dir, budget="default", progress=True, log=print):
+def run_table_c(out_dir, budget="default", progress=True, log=print, data_dir=None):
     """Train, evaluate and tabulate every setting; write the table and the results under ``out_dir``.
 
     Args:
         out_dir: output folder (tables, results, demo data under ``data/`` and runs under ``runs/``).
         budget: one of `BUDGETS`.
+        data_dir: fastMRI data (``singlecoil_*`` / ``multicoil_*`` split folders) for the 2D
+            settings, or None for the demo data under ``out_dir/data`` (see
+            `evaluate.benchmark.prepare_data`); the 3D setting always uses the demo volumes.
         progress: progress bars.
         log: function receiving progress messages and the table.
 
@@ -130,8 +134,9 @@ def run_table_c(out_dir, budget="default", progress=True, log=print):
     """
     plan = budget_settings(budget)
     out_dir = Path(out_dir)
-    data_dir = out_dir / "data"
-    build_demo_dataset(data_dir, plan.demo, progress=progress)
+    data_dir = Path(data_dir) if data_dir is not None else out_dir / "data"
+    planar = [setting for setting in plan.settings if not setting.volumetric]
+    source_name = prepare_data(data_dir, planar, budget, progress, demo_config=plan.demo)
     rows = []
     for setting in plan.settings:
         for family, trajectory in TRAJECTORIES["3D" if setting.volumetric else "2D"].items():
@@ -152,7 +157,7 @@ def run_table_c(out_dir, budget="default", progress=True, log=print):
             write_results(out_dir / f"{setting.name}_{family}", results)
             rows += [(setting.title, result) for result in results]
     text = markdown_rows([{"setting": title, **row} for (title, _), row in zip(rows, table_rows([r for _, r in rows]))])
-    title = f"(c) non-Cartesian reconstruction, acceleration {ACCELERATION}, demo data ({budget} budget)"
+    title = f"(c) non-Cartesian reconstruction, acceleration {ACCELERATION}, 2D: {source_name} data, 3D: demo volumes ({budget} budget)"
     write_text(out_dir / "table_c_noncartesian.md", f"# {title}\n\n{text}\n")
     write_text(
         out_dir / "table_c_noncartesian.json",
@@ -165,10 +170,15 @@ def run_table_c(out_dir, budget="default", progress=True, log=print):
 @click.command()
 @click.option("--budget", type=click.Choice(BUDGETS), default="default", show_default=True, help="Data sizes and training budget.")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=HERE / "output", show_default=True)
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="fastMRI data for the 2D settings (default: demo data under OUTPUT_DIR/data).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def main(budget, output_dir, quiet):
+def main(budget, output_dir, data_dir, quiet):
     """Train NC-PDNet (and nc-unet) briefly on the demo data and write table (c) with the adjoint baseline."""
-    run_table_c(output_dir, budget, progress=not quiet, log=click.echo)
+    try:
+        run_table_c(output_dir, budget, progress=not quiet, log=click.echo, data_dir=data_dir)
+    except FastMRIReconError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
     click.echo(f"table written to {output_dir / 'table_c_noncartesian.md'}")
 
 

@@ -103,7 +103,7 @@ TUNING_VOLUMES = 1
 DEMO_CONFIGS = {"tiny": DemoConfig(train_subjects=2, val_subjects=1, test_subjects=1, slices=2, image_size=32, coils=4)}
 
 
-def prepare_data(data_dir, tables, budget, progress):
+def prepare_data(data_dir, tables, budget, progress, demo_config=None):
     """The data of the benchmark: the user's fastMRI folders if ``data_dir`` holds them, else the demo data.
 
     A folder with fastMRI's split folders (``singlecoil_train``, ``multicoil_val``, ... as the
@@ -112,9 +112,11 @@ def prepare_data(data_dir, tables, budget, progress):
 
     Args:
         data_dir: `Path`.
-        tables: the `Table`s to run (their ``{coils}_train`` / ``{coils}_val`` folders are needed).
+        tables: the tables to run: objects with a ``coils`` attribute (their ``{coils}_train`` /
+            ``{coils}_val`` folders are needed).
         budget: one of `BUDGETS` (the tiny budget builds a tiny demo data set).
         progress: progress bar while building.
+        demo_config: the demo data's `DemoConfig` (default: the budget's).
 
     Returns:
         ``"demo"`` or ``"fastMRI"``: what the tables are computed on.
@@ -125,11 +127,11 @@ def prepare_data(data_dir, tables, budget, progress):
     splits = [f"{table.coils}_{split}" for table in tables for split in ("train", "val")]
     is_demo = (data_dir / "demo_info.json").is_file() or not any((data_dir / split).is_dir() for split in splits)
     if is_demo:
-        build_demo_dataset(data_dir, DEMO_CONFIGS.get(budget, DemoConfig()), progress=progress)
+        build_demo_dataset(data_dir, demo_config or DEMO_CONFIGS.get(budget, DemoConfig()), progress=progress)
         return "demo"
     missing = [split for split in splits if not (data_dir / split).is_dir()]
     if missing:
-        raise ConfigError(f"{data_dir}: fastMRI data without the folder(s) {', '.join(missing)} that the benchmark needs")
+        raise ConfigError(f"{data_dir}: fastMRI data without the folder(s) {', '.join(missing)} that the tables need")
     return "fastMRI"
 
 

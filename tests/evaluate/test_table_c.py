@@ -39,3 +39,9 @@ def test_table_c_tiny(tmp_path):
     assert "| 2D multi-coil | nc-adjoint | spiral x4 | 1 |" in table
     for folder in ("singlecoil_radial", "multicoil_spiral", "volumes_radial"):
         assert (tmp_path / folder / "reconstructions.png").is_file() and (tmp_path / folder / "results.json").is_file()
+
+
+def test_real_data_without_a_split_is_named(tmp_path):
+    (tmp_path / "data" / "singlecoil_train").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="singlecoil_val, multicoil_train, multicoil_val"):
+        load_script().run_table_c(tmp_path / "out", "tiny", progress=False, log=lambda *_: None, data_dir=tmp_path / "data")
