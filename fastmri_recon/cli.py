@@ -471,10 +471,16 @@ def reconstruct(input_dir, output_dir, model_spec, which, batch_size, manifest, 
     click.echo(f"{len(written)} reconstructions written to {output_dir} ({pretrained.name}, {pretrained.source.origin})")
 
 
-def main(argv=None):
-    """Console-script entry point: run the group, turning bad input into one line and status 2."""
+def run_command(command, argv, prog_name):
+    """Run a click command, turning bad input into one line on stderr and exit status 2.
+
+    Args:
+        command: a click command or group.
+        argv: its arguments (None: ``sys.argv[1:]``).
+        prog_name: the program name in messages.
+    """
     try:
-        cli.main(args=argv, prog_name="fastmri-recon", standalone_mode=False)
+        command.main(args=argv, prog_name=prog_name, standalone_mode=False)
     except click.UsageError as err:
         hint = f" (see '{err.ctx.command_path} --help')" if err.ctx is not None else ""
         click.echo(f"error: {err.format_message()}{hint}", err=True)
@@ -488,6 +494,11 @@ def main(argv=None):
     except (click.Abort, KeyboardInterrupt):
         click.echo("interrupted", err=True)
         sys.exit(130)
+
+
+def main(argv=None):
+    """Console-script entry point: run the group, turning bad input into one line and status 2."""
+    run_command(cli, argv, "fastmri-recon")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,10 @@
   NIfTI volumes or `demo_volumes`): ``((kspace, trajectory, density), target)``, configured by
   `Volume3DConfig`.
 
+`build_cache` converts a directory of train / validation files into a TFRecord cache, which the
+single-coil and multi-coil pipelines read instead of the HDF5 files when their configuration's
+``cache_dir`` names it (same batches; `TFRecordCache`, `CacheError`: see `tfrecord`).
+
 K-space and targets are multiplied by ``config.scale_factor`` (`DEFAULT_SCALE_FACTOR` = 1e6); divide
 a model's output by it to get the files' units.
 """
@@ -24,15 +28,19 @@ from fastmri_recon.data.datasets.config import (
 from fastmri_recon.data.datasets.inference import inference_dataset
 from fastmri_recon.data.datasets.nc_config import NonCartesianConfig, Volume3DConfig
 from fastmri_recon.data.datasets.noncartesian import noncartesian_dataset
+from fastmri_recon.data.datasets.tfrecord import CacheError, TFRecordCache, build_cache
 from fastmri_recon.data.datasets.volume3d import demo_volumes, volume3d_dataset
 
 __all__ = [
     "DEFAULT_SCALE_FACTOR",
+    "CacheError",
     "InferenceConfig",
     "MulticoilConfig",
     "NonCartesianConfig",
     "SinglecoilConfig",
+    "TFRecordCache",
     "Volume3DConfig",
+    "build_cache",
     "demo_volumes",
     "inference_dataset",
     "multicoil_dataset",

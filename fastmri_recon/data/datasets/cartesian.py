@@ -6,6 +6,10 @@ pairs into examples: the slice is read from its HDF5 file (``tf.numpy_function``
 read, never a whole volume), optionally regridded (`transforms.regrid`), undersampled, scaled, and
 given sensitivity maps (multi-coil, optional). Examples are batched and prefetched.
 
+Source of the slices. With ``config.cache_dir``, the volumes' descriptions and their slices come
+from a TFRecord cache of the directory (`tfrecord.TFRecordCache`) instead of the HDF5 files;
+everything else is the same, so the batches are too.
+
 Masks. In training (``training=True``) a mask is drawn per example with `MaskSampler.tf_sample`
 from a seed that `tf.data.Dataset.random` gives each example, different at every pass over the data
 and the same for the same ``config.seed``. In validation (``training=False``) every slice of a volume
@@ -22,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from fastmri_recon.data.datasets.config import MulticoilConfig, SinglecoilConfig
+from fastmri_recon.data.datasets.tfrecord import TFRecordCache
 from fastmri_recon.data.datasets.transforms import padding_mask, random_global_phase, regrid, sensitivity_maps, volume_geometry
 from fastmri_recon.data.datasets.volumes import common_shape, scan_volumes, slice_reader, shard_volumes, slice_range
 from fastmri_recon.data.masks import seeded_volume_mask
@@ -49,6 +54,8 @@ def singlecoil_dataset(directory, config=SinglecoilConfig(), training=True, inpu
     Raises:
         DataError: naming the file, for a corrupt or non-conforming file (unless
             ``config.skip_bad_files``); naming the directory when no file is usable.
+            `tfrecord.CacheError` (a `DataError`) naming ``config.cache_dir`` when that cache is
+            not a cache of ``directory``'s current files.
         ConfigError: when the configuration is not a `SinglecoilConfig` or does not fit the data
             (sizes, slices, sharding).
     """
@@ -82,6 +89,26 @@ def multicoil_dataset(directory, config=MulticoilConfig(), training=True, input_
 def _check_config_type(config, cls):
     if type(config) is not cls:
         raise ConfigError(f"config: expected a {cls.__name__}, got {type(config).__name__}")
+
+
+def _volume_source(directory, multicoil, config):
+    """The pipeline's volumes and the factory of their slice reader.
+
+    Returns:
+        ``(volumes, make_reader)``: the `VolumeInfo` of the usable files of ``directory`` (sorted
+        by name, ``config.contrasts`` kept) and ``make_reader(volumes, kspace_shape,
+        target_shape) -> read``, where ``read(file_index, slice_index) -> (kspace, target)``
+        reads from the HDF5 files (`volumes.slice_reader`) or, with ``config.cache_dir``, from
+        the TFRecord cache of ``directory`` (`tfrecord.TFRecordCache.slice_reader`).
+
+    Raises:
+        DataError: as `volumes.scan_volumes`; `tfrecord.CacheError` naming the cache when it
+            cannot serve ``directory`` (stale, foreign, incomplete, other k-space kind).
+    """
+    if config.cache_dir is None:
+        return scan_volumes(directory, multicoil, True, config.contrasts, config.skip_bad_files), slice_reader
+    cache = TFRecordCache(config.cache_dir, directory, multicoil)
+    return cache.volumes(config.contrasts, config.skip_bad_files), cache.slice_reader
 
 
 def _batch_size(config, input_context):
@@ -143,7 +170,7 @@ def _examples(volumes, config, training):
 
 
 def _cartesian_dataset(directory, config, multicoil, training, input_context):
-    volumes = scan_volumes(directory, multicoil, True, config.contrasts, config.skip_bad_files)
+    volumes, make_reader = _volume_source(directory, multicoil, config)
     volumes = shard_volumes(volumes, input_context)
     batch_size = _batch_size(config, input_context)
     geometries = [volume_geometry(v, config.grid_shape) for v in volumes]
@@ -160,7 +187,7 @@ def _cartesian_dataset(directory, config, multicoil, training, input_context):
     sampler = config.mask_sampler()
     masks = None if training else _fixed_mask_table(volumes, geometries, sampler)
     scale = tf.constant(config.scale_factor, tf.complex64)
-    read = slice_reader(volumes, common_shape([v.kspace_shape for v in volumes]), target_shape)
+    read = make_reader(volumes, common_shape([v.kspace_shape for v in volumes]), target_shape)
 
     def example(file_index, slice_index, seed):
         kspace, target = read(file_index, slice_index)

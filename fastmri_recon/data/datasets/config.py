@@ -11,6 +11,7 @@ submission must be divided).
 import dataclasses
 import math
 import numbers
+import os
 
 from fastmri_recon.data.masks import MASK_FUNCTIONS, MaskSampler, default_center_fraction
 from fastmri_recon.errors import ConfigError
@@ -77,6 +78,16 @@ def _check_seed(config):
         _fail("seed", config.seed, "an integer >= 0")
 
 
+def _check_cache_dir(config):
+    """``config.cache_dir`` must be None or a directory path; stored as a str."""
+    value = config.cache_dir
+    if value is None:
+        return
+    if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+        _fail("cache_dir", value, "None or the path of a TFRecord cache directory")
+    object.__setattr__(config, "cache_dir", os.fspath(value))
+
+
 def _check_sensitivity(config):
     if config.sensitivity_maps is not None and config.sensitivity_maps not in SENSITIVITY_METHODS:
         _fail("sensitivity_maps", config.sensitivity_maps, f"None or one of {SENSITIVITY_METHODS}")
@@ -115,6 +126,11 @@ class SinglecoilConfig:
             when the pipeline is built; True: it is skipped with a warning naming it.
         phase_augmentation: in training, multiply each example's k-space by a random global phase
             (`transforms.random_global_phase`; the magnitude target is unchanged).
+        cache_dir: None (read the slices from the HDF5 files), or a TFRecord cache of the
+            pipeline's directory (`tfrecord.build_cache`, ``data_scripts/cache_tfrecords.py``) to
+            read them from instead: same volumes, same slices, same batches; the cache is checked
+            against the directory's files when the pipeline is built (`tfrecord.CacheError` when it
+            is stale or of another directory).
 
     Raises:
         ConfigError: naming the first invalid field.
@@ -132,6 +148,7 @@ class SinglecoilConfig:
     seed: int = 0
     skip_bad_files: bool = False
     phase_augmentation: bool = False
+    cache_dir: str = None
 
     def __post_init__(self):
         self._check_masks()
@@ -141,6 +158,7 @@ class SinglecoilConfig:
         _check_common(self)
         _check_shape(self, "grid_shape", 2, optional=True)
         _check_seed(self)
+        _check_cache_dir(self)
 
     def _check_masks(self):
         if self.mask_kind not in MASK_FUNCTIONS:

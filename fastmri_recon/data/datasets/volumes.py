@@ -88,20 +88,57 @@ def scan_volumes(directory, multicoil, need_target, contrasts=None, skip_bad_fil
         DataError: naming the file, for a corrupt or non-conforming file (unless skipped); naming
             the directory when it holds no usable file or none of the contrasts.
     """
-    volumes = []
-    paths = list_volumes(directory)
+    volumes, skipped = check_files(list_volumes(directory), multicoil, need_target, skip_bad_files)
+    return select_volumes(directory, volumes, skipped, contrasts)
+
+
+def check_files(paths, multicoil, need_target, skip_bad_files=False):
+    """Check the structure of fastMRI files and describe the good ones (`scan_volumes`' first half).
+
+    Args:
+        paths: the files, in pipeline order.
+        multicoil, need_target, skip_bad_files: as in `scan_volumes`.
+
+    Returns:
+        ``(volumes, skipped)``: the `VolumeInfo` of the good files in ``paths``' order, and the
+        messages (str) of the bad files, each naming its file (empty unless ``skip_bad_files``).
+
+    Raises:
+        DataError: naming the file, for the first bad file unless ``skip_bad_files``.
+    """
+    volumes, skipped = [], []
     for path in paths:
         try:
             info = _volume_info(path, multicoil, need_target)
         except DataError as err:
             if not skip_bad_files:
                 raise
-            warnings.warn(f"skipping a bad file: {err}", stacklevel=2)
+            skipped.append(str(err))
             continue
         multicoil = len(info.kspace_shape) == 3  # None: the first good file sets the kind
         volumes.append(info)
+    return volumes, skipped
+
+
+def select_volumes(directory, volumes, skipped, contrasts=None):
+    """The volumes a pipeline uses (`scan_volumes`' second half): skipped files reported, contrasts kept.
+
+    Args:
+        directory: the directory the volumes come from (for messages).
+        volumes: list of `VolumeInfo` of the good files.
+        skipped: messages of the bad files skipped (each one is warned about).
+        contrasts: None, or a tuple of ``acquisition`` attributes to keep.
+
+    Returns:
+        list of `VolumeInfo`, in ``volumes``' order.
+
+    Raises:
+        DataError: naming the directory when no file is usable or none has one of the contrasts.
+    """
+    for message in skipped:
+        warnings.warn(f"skipping a bad file: {message}", stacklevel=3)
     if not volumes:
-        raise DataError(f"{directory}: no usable file (all {len(paths)} skipped)")
+        raise DataError(f"{directory}: no usable file (all {len(skipped)} skipped)")
     if contrasts is not None:
         found = sorted({str(v.acquisition) for v in volumes})
         volumes = [v for v in volumes if v.acquisition in contrasts]
@@ -185,7 +222,7 @@ def read_slices(volume, index, with_target):
 
 
 def slice_reader(volumes, kspace_shape, target_shape):
-    """A graph function reading one slice of one of ``volumes`` (through ``tf.numpy_function``).
+    """A graph function reading one slice of one of ``volumes`` from its HDF5 file.
 
     Args:
         volumes: list of `VolumeInfo`.
@@ -196,12 +233,34 @@ def slice_reader(volumes, kspace_shape, target_shape):
         ``read(file_index, slice_index) -> (kspace, target)``: complex64 ``kspace_shape`` and
         float32 ``target_shape`` tensors (values checked as `read_slices` does).
     """
+    return numpy_slice_reader(
+        lambda file_index, slice_index: read_slices(volumes[file_index], slice_index, with_target=True),
+        kspace_shape,
+        target_shape,
+    )
 
-    def read_numpy(file_index, slice_index):
-        return read_slices(volumes[int(file_index)], int(slice_index), with_target=True)
+
+def numpy_slice_reader(read_numpy, kspace_shape, target_shape):
+    """A graph function reading slices with a NumPy function (through ``tf.numpy_function``).
+
+    Args:
+        read_numpy: ``read_numpy(file_index, slice_index) -> (kspace, target)`` with Python int
+            indices, returning complex64 and float32 arrays.
+        kspace_shape: static k-space shape of one slice.
+        target_shape: static target shape ``(h, w)``.
+
+    Returns:
+        ``read(file_index, slice_index) -> (kspace, target)`` on int tensors: complex64
+        ``kspace_shape`` and float32 ``target_shape`` tensors.
+    """
 
     def read(file_index, slice_index):
-        kspace, target = tf.numpy_function(read_numpy, [file_index, slice_index], (tf.complex64, tf.float32), stateful=False)
+        kspace, target = tf.numpy_function(
+            lambda file, index: read_numpy(int(file), int(index)),
+            [file_index, slice_index],
+            (tf.complex64, tf.float32),
+            stateful=False,
+        )
         kspace.set_shape(kspace_shape)
         target.set_shape(target_shape)
         return kspace, target
