@@ -235,6 +235,7 @@ def _key_values(pairs, option):
     help="Folder with {coils}_train/ and {coils}_val/ [default: demo_data]; 3D models: with volumes_train/ and "
     "volumes_val/ (NIfTI), or 'demo-volumes' (the default: demo volumes).",
 )
+@click.option("--cache-dir", help="Cartesian models: folder of TFRecord caches {coils}_train/ and {coils}_val/ (data_scripts/cache_tfrecords.py) read instead of the HDF5 files.")
 @click.option("--coils", type=click.Choice(["singlecoil", "multicoil"]), help="[default: singlecoil]")
 @click.option("--mask-type", type=click.Choice(MASK_TYPES), help="Cartesian models: [default: random]")
 @click.option("--acceleration", "accelerations", help="Comma-separated accelerations, one drawn per example (non-Cartesian: one) [default: 4].")

@@ -32,7 +32,7 @@ COILS = ("singlecoil", "multicoil")
 DEFAULT_DATA_DIR = "demo_data"
 DEMO_VOLUMES = "demo-volumes"
 """``data_dir`` of 3D runs that train on the demo volumes (`data.datasets.volume3d.demo_volumes`)."""
-CARTESIAN_OPTIONS = ("mask_type", "center_fractions")
+CARTESIAN_OPTIONS = ("mask_type", "center_fractions", "cache_dir")
 NONCARTESIAN_OPTIONS = ("trajectory", "trajectory_options", "image_shape", "volume_shape", "density_compensation")
 
 
@@ -50,6 +50,9 @@ class TrainConfig:
             ``volumes_train/`` and ``volumes_val/`` of NIfTI volumes (``.nii`` / ``.nii.gz``), or
             ``demo-volumes`` (the default): 6 training and 2 validation demo volumes made from the
             MNI template at ``volume_shape`` (`volume3d.demo_volumes`, seeds 0 and 1).
+        cache_dir: Cartesian models: directory holding TFRecord caches ``{coils}_train/`` and
+            ``{coils}_val/`` of the ``data_dir`` splits (`data.datasets.tfrecord`, built by
+            ``data_scripts/cache_tfrecords.py``), read instead of the HDF5 files (same batches), or None.
         coils: ``singlecoil`` or ``multicoil`` (3D models: single-coil).
         mask_type: Cartesian models: undersampling mask kind (fastMRI's: random, equispaced, ...;
             default random).
@@ -87,6 +90,7 @@ class TrainConfig:
     model: str = "unet"
     model_config: dict = dataclasses.field(default_factory=dict)
     data_dir: str = None
+    cache_dir: str = None
     coils: str = "singlecoil"
     mask_type: str = None
     accelerations: tuple = (4,)
@@ -215,7 +219,7 @@ def _resolve_acquisition(config):
 
 
 _TYPES = {
-    "model": str, "model_config": dict, "data_dir": "str?", "coils": str, "mask_type": "str?",
+    "model": str, "model_config": dict, "data_dir": "str?", "cache_dir": "str?", "coils": str, "mask_type": "str?",
     "accelerations": "numbers", "center_fractions": "numbers?", "trajectory": "str?", "trajectory_options": "dict?",
     "image_shape": "sizes?", "volume_shape": "sizes?", "density_compensation": "bool?", "contrasts": "strings?",
     "slice_selection": str, "phase_augmentation": bool, "loss": str, "optimizer": str, "learning_rate": "number", "epochs": int,

@@ -2,8 +2,8 @@
 
 The run directory (``output_dir/run_name``) holds ``config.json`` (the resolved configuration,
 the package version and the strategy), the loop's checkpoints, weights and logs, and
-``summary.json``. Starting the same configuration again resumes the run; only ``epochs`` may
-change between the two (to train longer).
+``summary.json``. Starting the same configuration again resumes the run; only ``epochs`` (to train
+longer) and ``cache_dir`` (the same batches from a TFRecord cache) may change between the two.
 
 The model's acquisition picks the data (`acquisition`): Cartesian models train on the single- /
 multi-coil pipelines of ``data_dir/{coils}_{train,val}/``, 2D non-Cartesian models on radial /
@@ -12,6 +12,7 @@ simulated from the volumes of ``data_dir/volumes_{train,val}/`` (NIfTI) or from 
 (``data_dir: demo-volumes``, `data.datasets.volume3d`); their validation PSNR / SSIM are per volume.
 """
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -164,6 +165,8 @@ def split_dataset(config, source, seed, training, context):
     data = acquisition(config, seed)
     if isinstance(data, NonCartesianAcquisition):
         return data.dataset(source, training, context)
+    if config.cache_dir is not None:  # the split's cache: the same batches, read from TFRecords
+        data = dataclasses.replace(data, cache_dir=str(Path(config.cache_dir) / Path(source).name))
     dataset = multicoil_dataset if config.coils == "multicoil" else singlecoil_dataset
     return dataset(source, data, training, context)
 
@@ -192,7 +195,7 @@ def _check_resumable(run_dir, config):
     if not path.is_file():
         return
     previous = from_dict(json.loads(path.read_text())["config"], str(path)).to_json()  # later fields: defaults
-    changed = sorted(k for k, v in config.to_json().items() if previous.get(k) != v and k != "epochs")
+    changed = sorted(k for k, v in config.to_json().items() if previous.get(k) != v and k not in ("epochs", "cache_dir"))
     if changed:
         raise ConfigError(
             f"{run_dir}: holds a run with another configuration ({', '.join(changed)} differ); "

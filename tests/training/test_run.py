@@ -95,3 +95,21 @@ def test_experiment_configs_are_valid(path):
 
     config = from_dict(load_config(path), str(path))
     assert build_model(config, (32, 32)) is not None
+
+
+def test_cache_dir_feeds_the_same_batches(demo_dir, tmp_path):
+    """A run reading TFRecord caches of its splits sees the HDF5 batches; non-Cartesian models refuse it."""
+    from fastmri_recon.data.datasets.tfrecord import build_cache
+    from fastmri_recon.training.run import data_functions
+
+    for split in ("train", "val"):
+        build_cache(demo_dir / f"multicoil_{split}", tmp_path / "cache" / f"multicoil_{split}", progress=False)
+    config = TrainConfig(model="xpdnet", data_dir=str(demo_dir), coils="multicoil", batch_size=2)
+    cached = config.replace(cache_dir=str(tmp_path / "cache"))
+    for plain, from_cache in zip(data_functions(config), data_functions(cached)):
+        for (inputs, target), (cached_inputs, cached_target) in zip(plain(None, 0).take(2), from_cache(None, 0).take(2)):
+            np.testing.assert_array_equal(target.numpy(), cached_target.numpy())
+            for a, b in zip(inputs, cached_inputs):
+                np.testing.assert_array_equal(a.numpy(), b.numpy())
+    with pytest.raises(ConfigError, match="cache_dir=.*a Cartesian option"):
+        TrainConfig(model="ncpdnet", data_dir=str(demo_dir), cache_dir=str(tmp_path / "cache"))
