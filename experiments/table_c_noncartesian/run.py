@@ -23,7 +23,6 @@ and 48^3 volumes, 20 times the steps; for a GPU).
 import dataclasses
 import json
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -31,7 +30,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import click
 
 from fastmri_recon.data.demo import DemoConfig
-from fastmri_recon.errors import ConfigError, FastMRIReconError
+from fastmri_recon.cli import run_command
+from fastmri_recon.errors import ConfigError
 from fastmri_recon.evaluate.benchmark import BUDGETS, DEMO_CONFIGS, LearnedEntry, prepare_data
 from fastmri_recon.evaluate.evaluate import evaluate_directory
 from fastmri_recon.evaluate.tables import markdown_rows, table_rows, write_results
@@ -172,14 +172,15 @@ def run_table_c(out_dir, budget="default", progress=True, log=print, data_dir=No
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=HERE / "output", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="fastMRI data for the 2D settings (default: demo data under OUTPUT_DIR/data).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def main(budget, output_dir, data_dir, quiet):
+def table_c(budget, output_dir, data_dir, quiet):
     """Train NC-PDNet (and nc-unet) briefly on the demo data and write table (c) with the adjoint baseline."""
-    try:
-        run_table_c(output_dir, budget, progress=not quiet, log=click.echo, data_dir=data_dir)
-    except FastMRIReconError as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(2)
+    run_table_c(output_dir, budget, progress=not quiet, log=click.echo, data_dir=data_dir)
     click.echo(f"table written to {output_dir / 'table_c_noncartesian.md'}")
+
+
+def main(argv=None):
+    """Run the command; bad input gives one line on stderr and exit status 2 (as ``fastmri-recon``)."""
+    run_command(table_c, argv, "run.py")
 
 
 if __name__ == "__main__":

@@ -40,7 +40,6 @@ import csv
 import io
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -49,7 +48,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import click
 
 from fastmri_recon.data.masks import MaskSampler, default_center_fraction
-from fastmri_recon.errors import ConfigError, FastMRIReconError
+from fastmri_recon.cli import run_command
+from fastmri_recon.errors import ConfigError
 from fastmri_recon.evaluate.benchmark import BUDGETS, LearnedEntry, Table, prepare_data, train_entry
 from fastmri_recon.evaluate.evaluate import evaluate_directory
 from fastmri_recon.evaluate.tables import markdown_rows, table_rows, write_results
@@ -259,14 +259,15 @@ def run_table_d(out_dir, data_dir=DEFAULT_DATA_DIR, budget="default", progress=T
 )
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results/table_d"), show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def main(budget, data_dir, output_dir, quiet):
+def table_d(budget, data_dir, output_dir, quiet):
     """Train XPDNet and DEQ-XPDNet (SHINE, Jacobian-free, implicit backward) and write table (d) with zero-filled."""
-    try:
-        run_table_d(output_dir, data_dir, budget, progress=not quiet, log=click.echo)
-    except FastMRIReconError as err:
-        click.echo(f"error: {' '.join(str(err).splitlines())}", err=True)
-        sys.exit(2)
+    run_table_d(output_dir, data_dir, budget, progress=not quiet, log=click.echo)
     click.echo(f"table written to {output_dir / (TABLE_NAME + '.md')}")
+
+
+def main(argv=None):
+    """Run the command; bad input gives one line on stderr and exit status 2 (as ``fastmri-recon``)."""
+    run_command(table_d, argv, "run.py")
 
 
 if __name__ == "__main__":

@@ -36,10 +36,15 @@ def identify(target, targets):
     return matches[0]
 
 
+def demo_files_copy(demo_dir, tmp_path_factory, coils):
+    """A folder with copies of the tiny demo's ``{coils}`` train and val files (3 volumes of 3 slices)."""
+    sources = sorted((demo_dir / f"{coils}_train").glob("*.h5")) + sorted((demo_dir / f"{coils}_val").glob("*.h5"))
+    directory = tmp_path_factory.mktemp(coils)
+    copy_files(sources, directory)
+    return directory
+
+
 @pytest.fixture(scope="module")
 def singlecoil_dir(demo_dir, tmp_path_factory):
     """Three single-coil volumes with targets (the demo's train and val files), 3 slices each."""
-    sources = sorted((demo_dir / "singlecoil_train").glob("*.h5")) + sorted((demo_dir / "singlecoil_val").glob("*.h5"))
-    directory = tmp_path_factory.mktemp("singlecoil")
-    copy_files(sources, directory)
-    return directory
+    return demo_files_copy(demo_dir, tmp_path_factory, "singlecoil")

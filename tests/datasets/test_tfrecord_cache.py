@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from data.test_h5 import corrupt
-from pipeline_helpers import copy_files, singlecoil_dir  # noqa: F401
+from pipeline_helpers import copy_files, demo_files_copy, singlecoil_dir  # noqa: F401
 
 from fastmri_recon.data.datasets import (
     CacheError,
@@ -44,10 +44,7 @@ def assert_same_batches(first, second):
 @pytest.fixture(scope="module")
 def multicoil_dir(demo_dir, tmp_path_factory):
     """Three multi-coil volumes (the demo's train and val files), 3 slices of 4 x 64 x 32 each."""
-    sources = sorted((demo_dir / "multicoil_train").glob("*.h5")) + sorted((demo_dir / "multicoil_val").glob("*.h5"))
-    directory = tmp_path_factory.mktemp("multicoil")
-    copy_files(sources, directory)
-    return directory
+    return demo_files_copy(demo_dir, tmp_path_factory, "multicoil")
 
 
 @pytest.fixture(scope="module")

@@ -57,12 +57,14 @@ def test_paper_plan_is_the_registry_configuration(script):
     assert {e.steps for e in table.learned} == {20 * script.plan("default").learned[0].steps}
 
 
-def test_real_data_without_the_validation_split_is_one_line_status_2(tmp_path):
+def test_real_data_without_the_validation_split_is_one_line_status_2(tmp_path, capsys):
     (tmp_path / "data" / "multicoil_train").mkdir(parents=True)
-    result = CliRunner().invoke(load_script().main, ["--data-dir", str(tmp_path / "data"), "--output-dir", str(tmp_path / "out")])
-    assert result.exit_code == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "multicoil_val" in lines[0], result.stderr
+    with pytest.raises(SystemExit) as exited:
+        load_script().main(["--data-dir", str(tmp_path / "data"), "--output-dir", str(tmp_path / "out")])
+    assert exited.value.code == 2
+    stderr = capsys.readouterr().err
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "multicoil_val" in lines[0], stderr
     assert not (tmp_path / "out").exists()
 
 
@@ -73,7 +75,7 @@ def test_table_d_tiny(demo_dir, tmp_path):
     for split in ("multicoil_train", "multicoil_val"):
         shutil.copytree(demo_dir / split, data / split)
     out = tmp_path / "out"
-    result = CliRunner().invoke(load_script().main, ["--budget", "tiny", "--data-dir", str(data), "--output-dir", str(out), "--quiet"])
+    result = CliRunner().invoke(load_script().table_d, ["--budget", "tiny", "--data-dir", str(data), "--output-dir", str(out), "--quiet"])
     assert result.exit_code == 0, result.output + result.stderr
     assert f"table written to {out / 'table_d_deq.md'}" in result.output
     assert not (data / "demo_info.json").exists()
