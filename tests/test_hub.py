@@ -316,6 +316,10 @@ def test_publish_without_token_or_with_bad_arguments(tiny_run, tmp_path, monkeyp
         publish(tiny_run, "someone/x", name="Bad Name", manifest=manifest)
     with pytest.raises(ConfigError, match="not a training run directory"):
         publish(tmp_path, "someone/x", manifest=manifest)
+    (tmp_path / "nc_run").mkdir()
+    (tmp_path / "nc_run" / "config.json").write_text(json.dumps({"config": {"model": "ncpdnet", "trajectory": "spiral"}}))
+    with pytest.raises(ConfigError, match="a non-Cartesian run \\(ncpdnet, spiral\\)"):
+        publish(tmp_path / "nc_run", "someone/x", manifest=manifest)
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
     with pytest.raises(ConfigError, match="holds other files \\(notes.txt\\)"):

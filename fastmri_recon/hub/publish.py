@@ -257,6 +257,12 @@ def publish(run_dir, repo_id, name=None, weights="best", output_dir=None, eval_d
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG_FILE).is_file():
         raise ConfigError(f"{run_dir}: not a training run directory (no {CONFIG_FILE} written by 'fastmri-recon train')")
+    stored = from_dict(read_json(run_dir / CONFIG_FILE).get("config", {}), str(run_dir / CONFIG_FILE))
+    if stored.acquisition != "cartesian":
+        raise ConfigError(
+            f"{run_dir}: a non-Cartesian run ({stored.model}, {stored.trajectory}); the manifest and model card "
+            "describe Cartesian runs only (load it with fastmri_recon.training.run.load_trained_model)"
+        )
     pretrained = load_pretrained(run_dir, weights)
     if pretrained.source.entry is not None:
         raise ConfigError(f"{run_dir}: a published folder, not a training run directory")
