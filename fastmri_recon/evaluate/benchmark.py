@@ -233,9 +233,12 @@ def run_benchmark(out_dir, data_dir, budget="default", progress=True, log=print,
             sampler = MaskSampler(table.mask_type, [default_center_fraction(acceleration)], [acceleration])
             baselines, notes = baselines_for(table, sampler, data_dir, progress)
             tuning += [f"{note} (x{acceleration})" for note in notes]
-            for name, model in {**baselines, **learned}.items():
-                rows.append(evaluate_directory(model, name, data_dir / f"{table.coils}_val", sampler, progress=progress))
-            write_results(out_dir / f"{table.name}_x{acceleration}", rows[-len(baselines) - len(learned):])
+            evaluated = [
+                evaluate_directory(model, name, data_dir / f"{table.coils}_val", sampler, progress=progress)
+                for name, model in {**baselines, **learned}.items()
+            ]
+            write_results(out_dir / f"{table.name}_x{acceleration}", evaluated)
+            rows += evaluated
         results[table.name] = rows
         text = markdown_table(rows)
         if table.coils == "singlecoil":
