@@ -1,12 +1,12 @@
 """fastmri-recon: deep-learning MRI reconstruction in TensorFlow 2 / Keras 3.
 
-``fastmri_recon.from_pretrained`` and ``fastmri_recon.load_pretrained`` (`fastmri_recon.hub`) are
+``fastmri_recon.from_pretrained``, ``fastmri_recon.load_pretrained`` and ``fastmri_recon.from_keras2`` (`fastmri_recon.hub`) are
 imported on first use, so that ``import fastmri_recon`` stays light (no TensorFlow).
 """
 
 __version__ = "0.1.0"
 
-_LAZY = {"from_pretrained", "load_pretrained"}
+_LAZY = {"from_keras2", "from_pretrained", "load_pretrained"}
 
 
 def __getattr__(name):

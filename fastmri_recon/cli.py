@@ -308,23 +308,48 @@ def train(config_file, dry_run, quiet, **options):
     )
 
 
+MANIFEST_OPTION = click.option(
+    "--manifest",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Weights manifest [default: $FASTMRI_RECON_MANIFEST or the source tree's weights_manifest.json].",
+)
+
+
 @cli.command()
 @click.option("--budget", type=click.Choice(["tiny", "default", "paper"]), default="default", show_default=True, help="Training budget and network sizes.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("demo_data"), show_default=True, help="fastMRI data (its singlecoil_/multicoil_ train and val folders) or the demo data folder (built if absent).")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("benchmark"), show_default=True, help="Tables, figures and training runs.")
 @click.option("--table", "tables", multiple=True, type=click.Choice(["a", "b"]), help="Only this table (repeatable; default: both).")
+@click.option(
+    "--weights",
+    type=click.Choice(["trained", "published"]),
+    default="trained",
+    show_default=True,
+    help="trained: train the networks (--budget); published: evaluate the papers' own weights (no training).",
+)
+@MANIFEST_OPTION
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def benchmark(budget, data_dir, output_dir, tables, quiet):
+def benchmark(budget, data_dir, output_dir, tables, weights, manifest, quiet):
     """The main job: train the papers' networks briefly on the demo data, evaluate them with the baselines.
 
     Writes table (a) single-coil (U-net, KIKI-net, Cascade-net, PD-net vs zero-filled and CS) and
     table (b) multi-coil (XPDNet, E2E-VarNet vs zero-filled, GRAPPA, SENSE and CS) as Markdown, JSON
     and CSV, with figures of reconstructions and error maps. Running it again resumes / reuses the runs.
+
+    With --weights published, the papers' own networks (downloaded from the Hub once, converted from
+    their Keras-2 files) are evaluated with zero-filled as the papers did, beside the published PSNR:
+    table (a) on singlecoil_val at x4, table (b) the challenge XPDNet on multicoil_val at x4.
     """
     _import_tensorflow_quietly()
-    from fastmri_recon.evaluate.benchmark import run_benchmark
+    tables = tables or ("a", "b")
+    if weights == "published":
+        from fastmri_recon.evaluate.published import run_published_benchmark
 
-    run_benchmark(output_dir, data_dir, budget, progress=not quiet, log=click.echo, tables=tables or ("a", "b"))
+        run_published_benchmark(output_dir, data_dir, tables, progress=not quiet, log=click.echo, manifest=manifest)
+    else:
+        from fastmri_recon.evaluate.benchmark import run_benchmark
+
+        run_benchmark(output_dir, data_dir, budget, progress=not quiet, log=click.echo, tables=tables)
     click.echo(f"tables and figures written to {output_dir}")
 
 
@@ -347,11 +372,6 @@ def models_command(size):
     click.echo(markdown_rows(rows))
 
 
-MANIFEST_OPTION = click.option(
-    "--manifest",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Weights manifest [default: $FASTMRI_RECON_MANIFEST or the source tree's weights_manifest.json].",
-)
 
 
 @cli.group()

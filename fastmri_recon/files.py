@@ -32,3 +32,19 @@ def write_text(path, text):
     """Write ``text`` to ``path`` atomically (parent folders created)."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def save_weights(model, path):
+    """Save a Keras model's weights to ``path`` (a ``.weights.h5`` name) atomically.
+
+    Keras needs the ``.weights.h5`` suffix, so the temporary file is ``.NAME.tmp.weights.h5`` beside
+    ``path``; it is removed if saving fails.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name[: -len('.weights.h5')]}.tmp.weights.h5")
+    try:
+        model.save_weights(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -77,8 +77,53 @@ def build_model(architecture, config, origin):
         raise ConfigError(f"{origin}: config does not fit architecture '{architecture}' ({cls.__name__}): {err}") from None
 
 
-def load_source(source):
+def load_keras2(path, architecture, config=None, multicoil=False):
+    """Build the registry's ``architecture`` and load a Keras-2 weights file of the benchmark code into it.
+
+    Args:
+        path: a Keras-2 weights-only or full-model HDF5 file (`models.legacy.h5`).
+        architecture: the registry name whose configuration reproduces the original network
+            (``unet-benchmark``, ``pdnet-benchmark``, ``cascade-net``, ``kiki-net-benchmark``,
+            ``xpdnet-challenge``, ``ncpdnet-benchmark``).
+        config: constructor arguments (JSON values) replacing the preset's, e.g. a smaller
+            configuration or ``crop_size``.
+        multicoil: whether the model is built for multi-coil inputs.
+
+    Returns:
+        ``(model, legacy)``: the model with the file's weights and the `models.legacy.h5.LegacyWeights`
+        read.
+
+    Raises:
+        DataError: not a Keras-2 weights file.
+        ConfigError: an unknown architecture, a config it does not take, or weights that do not fit
+            (the message names the file, the layer and both shapes).
+    """
+    from fastmri_recon.models.legacy.load import load_legacy_weights
+    from fastmri_recon.models.weights import input_shapes
+
+    config = dict(config or {})
+    model = build_model(architecture, config, str(path))
+    model.build(input_shapes(model, multicoil))
+    what = f"architecture '{architecture}' with config {json.dumps(config)}"
+    return model, load_legacy_weights(model, path, what)
+
+
+def from_keras2(path, architecture, config=None, multicoil=False):
+    """A model with the weights of a Keras-2 file of the benchmark code (see `load_keras2`).
+
+    Returns:
+        keras.Model.
+    """
+    return load_keras2(path, architecture, config, multicoil)[0]
+
+
+def load_source(source, crop_size=None):
     """Verify, build and load a `locate.Source`.
+
+    Args:
+        source: the `locate.Source`.
+        crop_size: an output size ``(h, w)`` replacing the stored one (the weights do not depend on
+            it; e.g. the data's reconstruction size), or None.
 
     Returns:
         `Pretrained`.
@@ -93,31 +138,35 @@ def load_source(source):
         digest = verify_sha256(source.weights, source.sha256, source.origin)
     else:
         digest = sha256_file(source.weights)
-    model = build_model(source.architecture, source.config, source.origin)
-    what = f"architecture '{source.architecture}' with config {json.dumps(source.config)} ({source.origin})"
+    config = source.config if crop_size is None else {**source.config, "crop_size": [int(n) for n in crop_size]}
+    model = build_model(source.architecture, config, source.origin)
+    what = f"architecture '{source.architecture}' with config {json.dumps(config)} ({source.origin})"
     load_checked(model, source.weights, source.coils == "multicoil", what)
     return Pretrained(model, source, digest)
 
 
-def load_pretrained(name_or_path, weights="best", manifest=None, cache_dir=None):
+def load_pretrained(name_or_path, weights="best", manifest=None, cache_dir=None, crop_size=None):
     """Load pretrained weights with their description (see `from_pretrained` for the arguments).
 
     Returns:
         `Pretrained`.
     """
-    return load_source(resolve(name_or_path, weights, manifest, cache_dir))
+    return load_source(resolve(name_or_path, weights, manifest, cache_dir), crop_size)
 
 
-def from_pretrained(name_or_path, weights="best", manifest=None, cache_dir=None):
+def from_pretrained(name_or_path, weights="best", manifest=None, cache_dir=None, crop_size=None):
     """A reconstruction model with pretrained weights.
 
     Args:
-        name_or_path: a name of the weights manifest (``fastmri-recon weights list``), an
+        name_or_path: a name of the weights manifest (``fastmri-recon weights list``; the
+            papers' own networks, such as ``pdnet-fastmri``, are converted from the original Keras-2
+            files on first use, `hub.original`), an
             ``hf://OWNER/REPO[@REVISION][/FILE]`` URL, or a local path: a published folder, a
             training run directory, a ``.weights.h5`` file in either, or its ``config.json``.
         weights: ``best`` or ``final``, for training run directories.
         manifest: the manifest file (None: ``$FASTMRI_RECON_MANIFEST`` or the source tree's).
         cache_dir: the Hugging Face cache folder (None: huggingface_hub's default).
+        crop_size: an output size ``(h, w)`` replacing the stored one, or None.
 
     Returns:
         keras.Model, called as ``model((kspace, mask[, smaps]))`` on k-space scaled as in training
@@ -129,4 +178,4 @@ def from_pretrained(name_or_path, weights="best", manifest=None, cache_dir=None)
         ChecksumError: the file's sha256 differs from the manifest's (the file is not loaded).
         DataError: a missing file, or weights neither local nor in the cache while offline.
     """
-    return load_pretrained(name_or_path, weights, manifest, cache_dir).model
+    return load_pretrained(name_or_path, weights, manifest, cache_dir, crop_size).model

@@ -13,7 +13,10 @@
   the Hub at the entry's pinned revision (through the Hugging Face cache) unless the entry says it
   was not uploaded.
 
-Nothing is loaded here; `hub.load` verifies the sha256 and builds the model.
+An entry of the benchmark code's Keras-2 files (``"format": "keras2"``) resolves to the Keras 3
+``.weights.h5`` converted from its original file on first use (`hub.original`: sha256 checked or
+trusted on first use); offline, a previous conversion is used when the original is not at hand.
+Otherwise nothing is loaded here; `hub.load` verifies the sha256 and builds the model.
 """
 
 import dataclasses
@@ -24,6 +27,7 @@ from pathlib import Path
 from fastmri_recon.errors import ConfigError, DataError
 from fastmri_recon.hub.download import HF_SCHEME, HubFile, hub_download, parse_hf_url
 from fastmri_recon.hub.manifest import load_manifest, validate_entry
+from fastmri_recon.hub.original import cached_conversion, is_keras2, prepare
 
 WEIGHTS_ENV = "FASTMRI_RECON_WEIGHTS"
 FOLDER_CONFIG = "config.json"
@@ -65,8 +69,19 @@ def _default_scale_factor():
     return DEFAULT_SCALE_FACTOR
 
 
-def entry_source(entry, weights, origin):
-    """A `Source` from a manifest entry (or a published folder's ``config.json``) and its weights file."""
+def entry_source(entry, weights, origin, converted=None):
+    """A `Source` from a manifest entry (or a published folder's ``config.json``) and its weights file.
+
+    Args:
+        entry: the entry.
+        weights: its weights file; for a Keras-2 entry the original file, converted here (once).
+        origin: where it was found, for messages.
+        converted: ``(path, sha256)`` of an existing conversion of a Keras-2 entry to use instead
+            of ``weights``.
+    """
+    sha256 = entry["sha256"]
+    if is_keras2(entry):
+        weights, sha256 = converted or prepare(entry, Path(weights), origin)
     return Source(
         name=entry["name"],
         weights=Path(weights),
@@ -74,7 +89,7 @@ def entry_source(entry, weights, origin):
         config=entry["config"],
         coils=entry["acquisition"]["coils"],
         scale_factor=entry.get("scale_factor") or _default_scale_factor(),
-        sha256=entry["sha256"],
+        sha256=sha256,
         origin=origin,
         entry=entry,
         training=entry.get("training"),
@@ -165,7 +180,8 @@ def hub_source(hub_file, manifest=None, cache_dir=None):
 def _local_copies(entry, manifest):
     folders = [Path(os.environ[WEIGHTS_ENV])] if os.environ.get(WEIGHTS_ENV) else []
     folders.append(manifest.weights_dir)
-    return [folder / sub / entry["file"] for folder in folders for sub in (entry["name"], "")]
+    subfolders = (entry["name"],) if is_keras2(entry) else (entry["name"], "")  # model_weights.h5 is every original's name
+    return [folder / sub / entry["file"] for folder in folders for sub in subfolders]
 
 
 def manifest_source(name, manifest, cache_dir=None):
@@ -181,7 +197,15 @@ def manifest_source(name, manifest, cache_dir=None):
             f"(hub.uploaded is false in {manifest.path})"
         )
     hub_file = HubFile(entry["hub"]["repo_id"], entry["file"], entry["hub"]["revision"])
-    return entry_source(entry, hub_download(hub_file, cache_dir), f"manifest entry '{name}' ({hub_file.url})")
+    origin = f"manifest entry '{name}' ({hub_file.url})"
+    try:
+        original = hub_download(hub_file, cache_dir)
+    except DataError:
+        converted = cached_conversion(entry) if is_keras2(entry) else None
+        if converted is None:
+            raise
+        return entry_source(entry, None, f"{origin}, converted earlier", converted)
+    return entry_source(entry, original, origin)
 
 
 def resolve(spec, weights="best", manifest=None, cache_dir=None):

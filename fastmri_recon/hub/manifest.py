@@ -48,6 +48,7 @@ def validate_entry(entry, source="entry", hub_required=True):
     if not hub_required:
         entry_schema["required"] = [key for key in entry_schema["required"] if key != "hub"]
     _raise(check(entry, entry_schema, schema), source)
+    _check_format(entry, source)
     _check_architecture(entry, source)
 
 
@@ -63,13 +64,27 @@ def validate_manifest(manifest, source=MANIFEST_FILE):
     if duplicates:
         raise ConfigError(f"{source}: duplicate model name(s) {', '.join(duplicates)}")
     for index, entry in enumerate(manifest["models"]):
-        _check_architecture(entry, f"{source}: models[{index}] ({entry['name']})")
+        where = f"{source}: models[{index}] ({entry['name']})"
+        _check_format(entry, where)
+        _check_architecture(entry, where)
 
 
 def _raise(errors, source):
     if errors:
         more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
         raise ConfigError(f"{source}: {'; '.join(errors[:3])}{more}")
+
+
+def _check_format(entry, source):
+    """Keras 3 entries (the default format) need a ``.weights.h5`` file, a sha256 and a size; Keras-2 ones may lack both."""
+    if entry.get("format", "keras3") == "keras2":
+        return
+    if not entry["file"].endswith(".weights.h5"):
+        raise ConfigError(f"{source}: file: '{entry['file']}' must end with .weights.h5 (or set format 'keras2')")
+    if entry["sha256"] == "unknown":
+        raise ConfigError(f"{source}: sha256: 'unknown' is only allowed for format 'keras2' files")
+    if "size_bytes" not in entry:
+        raise ConfigError(f"{source}: size_bytes: required for Keras 3 weights")
 
 
 def _check_architecture(entry, source):

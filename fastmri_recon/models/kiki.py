@@ -7,6 +7,9 @@ image domain (``S^H F^H``), refines the image with a residual image CNN (I-net) 
 k-space with data consistency (``DC(F S x, y)``); the output is the image of the last k-space. The
 benchmark's KIKI-net (``kikinet-sep-16``: two iterations, 16 convolutions of 48 filters, leaky
 ReLU, 1x1 output convolutions) is the default; it was trained block by block, this one end to end.
+The benchmark's code has no data consistency after the last I-net (its output is that I-net's
+image): ``final_data_consistency=False`` (``kiki-net-benchmark`` in the registry, the papers'
+weights) does the same.
 """
 
 import keras
@@ -29,6 +32,8 @@ class KIKINet(ReconstructionModel):
             ReLU of slope 0.1 of the benchmark.
         last_kernel_size: kernel size of each CNN's output convolution.
         data_consistency: ``"replace"`` (the benchmark's noiseless setting) or ``"learned"``.
+        final_data_consistency: whether the last I-net is followed by data consistency (else the
+            output is its image).
         crop_size: in-plane output size ``(h, w)``, or None.
 
     Call args:
@@ -47,10 +52,12 @@ class KIKINet(ReconstructionModel):
         activation="lrelu",
         last_kernel_size=1,
         data_consistency="replace",
+        final_data_consistency=True,
         crop_size=None,
         **kwargs,
     ):
         super().__init__(crop_size=crop_size, **kwargs)
+        self.final_data_consistency = bool(final_data_consistency)
         self.n_iter = n_iter
         self.n_convs = n_convs
         self.n_filters = n_filters
@@ -75,10 +82,12 @@ class KIKINet(ReconstructionModel):
     def call(self, inputs):
         measured, mask, smaps = self.parse_inputs(inputs)
         kspace = measured
-        for knet, inet, dc in zip(self.knets, self.inets, self.dcs):
+        for i, (knet, inet, dc) in enumerate(zip(self.knets, self.inets, self.dcs)):
             kspace = knet(kspace[..., None])[..., 0]
             image = adjoint_op(kspace, smaps=smaps)
             image = image + inet(image[..., None])[..., 0]
+            if i == self.n_iter - 1 and not self.final_data_consistency:
+                return self.output_image(image)
             kspace = dc((forward_op(image, smaps=smaps), measured, mask))
         return self.output_image(adjoint_op(kspace, smaps=smaps))
 
@@ -91,4 +100,5 @@ class KIKINet(ReconstructionModel):
             "activation": self.activation,
             "last_kernel_size": self.last_kernel_size,
             "data_consistency": self.data_consistency,
+            "final_data_consistency": self.final_data_consistency,
         }

@@ -136,10 +136,23 @@ class NonCartesianModel(ReconstructionModel):
         elif smaps is None and self.needs_smaps:
             raise DataError(f"{name}: multi-coil k-space needs coil sensitivity maps: call it with {INPUTS}")
         trajectory = tf.cast(trajectory, tf.float32)
+        if smaps is not None:
+            smaps = self.prepare_smaps(smaps)
         encoding = NonCartesianEncoding(trajectory, self.image_shape, density, smaps, self.nufft_eps)
         if self.phase_normalization:
             kspace = remove_global_phase(kspace, encoding.adjoint(kspace))
         return kspace, encoding
+
+    def prepare_smaps(self, smaps):
+        """The maps the encoding uses: the given ones here; subclasses may refine them.
+
+        Args:
+            smaps: complex64 ``(batch, coils, *image_shape)``.
+
+        Returns:
+            complex64 of the same shape.
+        """
+        return smaps
 
     def output_image(self, image):
         """Magnitude of a complex image (or a magnitude image), as float32, center-cropped.

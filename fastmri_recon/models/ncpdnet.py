@@ -19,11 +19,24 @@ primal buffers, 32 filters.
 Inputs and output: see `models.nc_base` (``(kspace, trajectory, density[, smaps])`` ->
 float32 magnitude). 2D single-coil, 2D multi-coil (with maps) and 3D single-coil are the paper's
 settings; 3D multi-coil works the same way.
+
+``refine_smaps=True`` (2D multi-coil) refines the given sensitivity maps first, as XPDNet does
+(`layers.coils.build_smaps_refiner`; the published multi-coil NC-PDNet has the default refiner
+with a leaky-ReLU 4-channel 1x1 convolution before its output).
+
+``operator_scale`` multiplies both operators, ``A`` and ``A^H D`` (1: the package's orthonormal
+NUFFT). The benchmark code that trained the published NC-PDNet weights used tfkbnufft's ``"ortho"``
+NUFFT, normalised by the 2x-oversampled grid: its operators are those of a grid ``N`` scaled by
+``1 / 2`` in 2D. Its network also cropped each image to the volume's width inside the network, which
+is the package's NUFFT on a grid of that width with the scale ``sqrt(W / N_W) / 2`` (`ncpdnet-benchmark`
+in the registry keeps the grid's width).
 """
 
 import keras
 import tensorflow as tf
 
+from fastmri_recon.errors import ConfigError
+from fastmri_recon.models.layers.coils import build_smaps_refiner, refine_smaps
 from fastmri_recon.models.layers.conv import ComplexConvStack
 from fastmri_recon.models.nc_base import DEFAULT_IMAGE_SHAPE, DEFAULT_NUFFT_EPS, NonCartesianModel
 
@@ -40,6 +53,9 @@ class NCPDNet(NonCartesianModel):
         activation: activation name (see `layers.conv.get_activation`).
         image_shape: image grid ``(H, W)`` (2D, ``Conv2D``) or ``(D, H, W)`` (3D, ``Conv3D``).
         nufft_eps: NUFFT accuracy.
+        operator_scale: factor applied to the forward and adjoint operators (see the module docstring).
+        refine_smaps: refine multi-coil maps with a per-coil U-net (2D only).
+        smaps_refiner_params: `layers.unet.UNet` arguments of that U-net replacing the defaults, or None.
         crop_size: output size (see `NonCartesianModel`), or None.
 
     Call args:
@@ -61,10 +77,20 @@ class NCPDNet(NonCartesianModel):
         activation="relu",
         image_shape=DEFAULT_IMAGE_SHAPE,
         nufft_eps=DEFAULT_NUFFT_EPS,
+        operator_scale=1.0,
+        refine_smaps=False,
+        smaps_refiner_params=None,
         crop_size=None,
         **kwargs,
     ):
         super().__init__(image_shape=image_shape, nufft_eps=nufft_eps, crop_size=crop_size, **kwargs)
+        self.operator_scale = float(operator_scale)
+        self.refine_smaps = bool(refine_smaps)
+        self.smaps_refiner_params = dict(smaps_refiner_params or {})
+        if self.refine_smaps:
+            if self.ndim != 2:
+                raise ConfigError(f"NCPDNet: refine_smaps needs 2D images, got image_shape {self.image_shape}")
+            self.smaps_refiner = build_smaps_refiner(self.smaps_refiner_params)
         self.n_iter = n_iter
         self.n_primal = n_primal
         self.n_filters = n_filters
@@ -79,14 +105,21 @@ class NCPDNet(NonCartesianModel):
         """Create the weights; ``input_shape`` is ``(kspace_shape, trajectory_shape, density_shape[, smaps_shape])``."""
         for cnn in self.primal_cnns:
             cnn.build((None,) * (self.ndim + 1) + (self.n_primal + 1,))
+        if self.refine_smaps:
+            self.smaps_refiner.build((None, None, None, 1))
+
+    def prepare_smaps(self, smaps):
+        """The refined maps with ``refine_smaps``, else the given ones (complex64 ``(batch, coils, H, W)``)."""
+        return refine_smaps(self.smaps_refiner, smaps) if self.refine_smaps else smaps
 
     def call(self, inputs):
         measured, encoding = self.parse_inputs(inputs)
-        image = encoding.adjoint(measured)
+        scale = tf.constant(self.operator_scale, tf.complex64)
+        image = scale * encoding.adjoint(measured)
         primal = tf.tile(image[..., None], [1] * (self.ndim + 1) + [self.n_primal])
         for cnn in self.primal_cnns:
-            residual = encoding.forward(primal[..., 0]) - measured
-            gradient = encoding.adjoint(residual)
+            residual = scale * encoding.forward(primal[..., 0]) - measured
+            gradient = scale * encoding.adjoint(residual)
             primal = primal + cnn(tf.concat([primal, gradient[..., None]], axis=-1))
         return self.output_image(primal[..., 0])
 
@@ -98,4 +131,7 @@ class NCPDNet(NonCartesianModel):
             "n_filters": self.n_filters,
             "n_convs": self.n_convs,
             "activation": self.activation,
+            "operator_scale": self.operator_scale,
+            "refine_smaps": self.refine_smaps,
+            "smaps_refiner_params": self.smaps_refiner_params,
         }

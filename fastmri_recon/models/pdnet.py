@@ -1,10 +1,13 @@
 """Learned primal-dual (Adler & Oektem 2018, "Learned primal-dual reconstruction") adapted to
 MRI, in the configuration of Ramzi et al. 2020's benchmark.
 
-The primal buffer (``n_primal`` complex images) starts with copies of the zero-filled image ``A^H y``
-and the dual buffer (``n_dual`` complex k-spaces, per coil for multi-coil data) with copies of the
-measured k-space ``y``, as in the benchmark's code (Adler and Oektem start from zeros, which leaves
-the whole reconstruction to the CNNs and fits a few training subjects without generalising). Each of the ``n_iter`` iterations updates the dual with
+With ``buffer_init="adjoint"`` (the default) the primal buffer (``n_primal`` complex images) starts
+with copies of the zero-filled image ``A^H y`` and the dual buffer (``n_dual`` complex k-spaces, per
+coil for multi-coil data) with copies of the measured k-space ``y``; with ``buffer_init="zeros"``
+both start at zero, as in Adler and Oektem and in the benchmark code that trained the papers' PD-net
+weights (``pdnet-benchmark`` in the registry). From zeros the whole reconstruction is left to the
+CNNs, which fits a few training subjects without generalising: the demo benchmark trains from the
+adjoint. Each of the ``n_iter`` iterations updates the dual with
 a k-space CNN of ``[dual, A primal[1], y]`` (``primal[0]`` if ``n_primal`` is 1) and the primal
 with an image CNN of ``[primal, A^H dual[0]]``, both residually; the output is ``primal[0]``.
 Every iteration has its own CNNs; each CNN is ``n_convs`` hidden convolutions and a linear output
@@ -14,9 +17,12 @@ one (3 layers by default).
 import keras
 import tensorflow as tf
 
+from fastmri_recon.errors import ConfigError
 from fastmri_recon.models.base import ReconstructionModel
 from fastmri_recon.models.layers.conv import ComplexConvStack
 from fastmri_recon.ops.encoding import adjoint_op, forward_op
+
+BUFFER_INITS = ("adjoint", "zeros")
 
 
 def copies(tensor, channels):
@@ -35,6 +41,7 @@ class PDNet(ReconstructionModel):
         n_filters: channels of the hidden convolutions.
         n_convs: hidden convolutions per CNN (plus one linear output convolution).
         activation: activation name (see `layers.conv.get_activation`).
+        buffer_init: ``"adjoint"`` (buffers start at ``A^H y`` and ``y``) or ``"zeros"``.
         crop_size: in-plane output size ``(h, w)``, or None.
 
     Call args:
@@ -46,9 +53,21 @@ class PDNet(ReconstructionModel):
     """
 
     def __init__(
-        self, n_iter=10, n_primal=5, n_dual=5, n_filters=32, n_convs=2, activation="relu", crop_size=None, **kwargs
+        self,
+        n_iter=10,
+        n_primal=5,
+        n_dual=5,
+        n_filters=32,
+        n_convs=2,
+        activation="relu",
+        buffer_init="adjoint",
+        crop_size=None,
+        **kwargs,
     ):
         super().__init__(crop_size=crop_size, **kwargs)
+        if buffer_init not in BUFFER_INITS:
+            raise ConfigError(f"PDNet: buffer_init must be one of {', '.join(BUFFER_INITS)}, got {buffer_init!r}")
+        self.buffer_init = buffer_init
         self.n_iter = n_iter
         self.n_primal = n_primal
         self.n_dual = n_dual
@@ -72,6 +91,8 @@ class PDNet(ReconstructionModel):
         measured, mask, smaps = self.parse_inputs(inputs)
         primal = copies(adjoint_op(measured, mask, smaps), self.n_primal)
         dual = copies(measured, self.n_dual)
+        if self.buffer_init == "zeros":
+            primal, dual = tf.zeros_like(primal), tf.zeros_like(dual)
         evaluated_channel = min(1, self.n_primal - 1)
         for primal_cnn, dual_cnn in zip(self.primal_cnns, self.dual_cnns):
             evaluated = forward_op(primal[..., evaluated_channel], mask, smaps)
@@ -89,4 +110,5 @@ class PDNet(ReconstructionModel):
             "n_filters": self.n_filters,
             "n_convs": self.n_convs,
             "activation": self.activation,
+            "buffer_init": self.buffer_init,
         }

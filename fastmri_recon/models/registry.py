@@ -51,6 +51,23 @@ class Entry:
         return getattr(importlib.import_module(module), cls)
 
 
+XPDNET_CHALLENGE = {
+    "n_iter": 25,
+    "image_net": "mwcnn",
+    "image_net_size": "medium",
+    "refine_smaps": True,
+    "smaps_refiner_params": {
+        "filters": (8, 16, 32, 64),
+        "n_convs": 2,
+        "activation": "lrelu",
+        "penultimate_channels": 4,
+        "penultimate_activation": "lrelu",
+    },
+    "pad_multiple": 16,
+    "odd_padding": "start",
+}
+"""XPDNet's configuration in the fastMRI 2020 brain challenge (the ``XPDNet-brain-af4`` model card)."""
+
 ENTRIES = {
     entry.name: entry
     for entry in (
@@ -85,6 +102,14 @@ ENTRIES = {
             "U-net (4 levels, 16-128 filters) correcting the zero-filled magnitude image",
         ),
         Entry(
+            "unet-benchmark",
+            "model",
+            "fastmri_recon.models.unet:UNetPostProcessing",
+            "the benchmark code's U-net (its published weights): per-slice standardised input, no residual, "
+            "linear 4-channel 1x1 convolution before the output",
+            {"residual": False, "standardize": True, "penultimate_channels": 4},
+        ),
+        Entry(
             "cascade-net",
             "model",
             "fastmri_recon.models.cascade:CascadeNet",
@@ -97,10 +122,24 @@ ENTRIES = {
             "2 iterations of k-space and image CNNs (16 x 48-filter convolutions) with data consistency",
         ),
         Entry(
+            "kiki-net-benchmark",
+            "model",
+            "fastmri_recon.models.kiki:KIKINet",
+            "the benchmark code's KIKI-net (its published weights): no data consistency after the last I-net",
+            {"final_data_consistency": False},
+        ),
+        Entry(
             "pdnet",
             "model",
             "fastmri_recon.models.pdnet:PDNet",
             "learned primal-dual: 10 unrolled iterations of image and k-space CNNs (32 filters)",
+        ),
+        Entry(
+            "pdnet-benchmark",
+            "model",
+            "fastmri_recon.models.pdnet:PDNet",
+            "the benchmark code's PD-net (its published weights): primal and dual buffers start at zero",
+            {"buffer_init": "zeros"},
         ),
         Entry(
             "xpdnet",
@@ -121,6 +160,14 @@ ENTRIES = {
             "fastmri_recon.models.xpdnet:XPDNet",
             "XPDNet with a medium U-net denoiser (4 levels, 16-128 filters)",
             {"image_net": "unet"},
+        ),
+        Entry(
+            "xpdnet-challenge",
+            "model",
+            "fastmri_recon.models.xpdnet:XPDNet",
+            "XPDNet of the fastMRI 2020 brain challenge (its published weights): 25 iterations, medium MWCNN, "
+            "big map refiner",
+            XPDNET_CHALLENGE,
         ),
         Entry(
             "e2e-varnet",
@@ -154,6 +201,14 @@ ENTRIES = {
             "fastmri_recon.models.ncpdnet:NCPDNet",
             "NC-PDNet on 176 x 256 x 256 volumes (Conv3D), as the paper's 3D experiments",
             {"image_shape": (176, 256, 256)},
+            acquisition="noncartesian",
+        ),
+        Entry(
+            "ncpdnet-benchmark",
+            "model",
+            "fastmri_recon.models.ncpdnet:NCPDNet",
+            "the benchmark code's NC-PDNet (its published weights): NUFFT scaled by 1/2 as tfkbnufft's",
+            {"operator_scale": 0.5},
             acquisition="noncartesian",
         ),
         Entry(

@@ -15,27 +15,32 @@ residually: ``primal <- primal + D([primal, A^H r])``. The output is ``|primal[0
   (`layers.denoisers`), wrapped to act on complex images of any size
   (`layers.multiscale.ComplexDenoiser`).
 - ``refine_smaps=True`` (multi-coil) first refines the given sensitivity maps with a small residual
-  U-net (3 levels of 4, 8, 16 filters, 2 convolutions each, leaky ReLU) applied to each coil's map,
-  and renormalises them by their root-sum-of-squares over coils.
+  U-net (3 levels of 4, 8, 16 filters, 2 convolutions each, leaky ReLU; ``smaps_refiner_params``
+  replaces these `layers.unet.UNet` arguments) applied to each coil's map, and renormalises them by
+  their root-sum-of-squares over coils.
+- The denoisers' inputs are zero-padded to a multiple of the denoiser's pooling factor, the odd pixel
+  at the end; the benchmark's code pads to ``2 ** n_scales`` (``pad_multiple=16`` for its MWCNNs)
+  with the odd pixel at the start (``odd_padding="start"``), which changes the output near the edges.
 
 Defaults: 10 iterations and 5 primal buffers, as the paper's denoiser study, with the medium MWCNN
 (62.2 M parameters; the benchmark's training script defaulted to the big one, ``image_net_size="big"``,
-249 M). The brain challenge model unrolled 20 iterations (``n_iter=20``).
+249 M). The fastMRI 2020 brain challenge model (``xpdnet-challenge`` in the registry, the published
+``XPDNet-brain-af4`` weights) unrolls 25 iterations of a medium MWCNN without biases but in its
+output convolution, with the big map refiner (4 levels of 8-64 filters and a leaky-ReLU 4-channel
+1x1 convolution before the output one), ``pad_multiple=16`` and ``odd_padding="start"``.
 """
 
 import keras
 import tensorflow as tf
 
 from fastmri_recon.models.base import ReconstructionModel
-from fastmri_recon.models.layers.coils import apply_per_coil, normalize_by_rss
+from fastmri_recon.models.layers.coils import build_smaps_refiner, refine_smaps
 from fastmri_recon.models.layers.conv import ComplexConvStack
 from fastmri_recon.models.layers.denoisers import build_denoiser
 from fastmri_recon.models.layers.multiscale import ComplexDenoiser
-from fastmri_recon.models.layers.unet import UNet
 from fastmri_recon.ops.encoding import adjoint_op, forward_op
 
 KSPACE_NET_DEFAULTS = dict(n_convs=2, n_filters=32, activation="relu")
-SMAPS_REFINER = dict(filters=(4, 8, 16), n_convs=2, activation="lrelu")
 
 
 def _frozen(params):
@@ -58,6 +63,11 @@ class XPDNet(ReconstructionModel):
             ``n_filters``, ``activation``, ...; defaults 2, 32, ``"relu"``), used when
             ``primal_only`` is False.
         refine_smaps: refine multi-coil sensitivity maps with a per-coil U-net.
+        smaps_refiner_params: `layers.unet.UNet` arguments of that U-net replacing the defaults
+            (`layers.coils.SMAPS_REFINER`), or None.
+        pad_multiple: the multiple the denoisers' (and the map refiner's) inputs are zero-padded to
+            (None: each network's pooling factor).
+        odd_padding: where an odd padding's extra pixel goes, ``"end"`` or ``"start"``.
         crop_size: in-plane output size ``(h, w)``, or None.
 
     Call args:
@@ -81,6 +91,9 @@ class XPDNet(ReconstructionModel):
         primal_only=True,
         kspace_net_params=None,
         refine_smaps=False,
+        smaps_refiner_params=None,
+        pad_multiple=None,
+        odd_padding="end",
         crop_size=None,
         **kwargs,
     ):
@@ -93,17 +106,20 @@ class XPDNet(ReconstructionModel):
         self.primal_only = primal_only
         self.kspace_net_params = _frozen(kspace_net_params)
         self.refine_smaps = refine_smaps
+        self.smaps_refiner_params = _frozen(smaps_refiner_params)
+        self.pad_multiple = pad_multiple
+        self.odd_padding = odd_padding
+        padding = dict(pad_multiple=pad_multiple, odd_padding=odd_padding)
 
         def denoiser():
             network = build_denoiser(image_net, image_net_size, 2 * n_primal, **self.image_net_params)
-            return ComplexDenoiser(network, residual=True)
+            return ComplexDenoiser(network, residual=True, **padding)
 
         self.image_nets = [denoiser() for _ in range(n_iter)]
         kspace_params = {**KSPACE_NET_DEFAULTS, **self.kspace_net_params, "out_channels": 1}
         self.kspace_nets = [] if primal_only else [ComplexConvStack(**kspace_params) for _ in range(n_iter)]
         if refine_smaps:
-            refiner = UNet(out_channels=2, **SMAPS_REFINER)
-            self.smaps_refiner = ComplexDenoiser(refiner, residual=True, name="smaps_refiner")
+            self.smaps_refiner = build_smaps_refiner(self.smaps_refiner_params, odd_padding)
 
     def build(self, input_shape):
         """Create the weights; ``input_shape`` is ``(kspace_shape, mask_shape[, smaps_shape])``."""
@@ -117,7 +133,7 @@ class XPDNet(ReconstructionModel):
     def call(self, inputs):
         measured, mask, smaps = self.parse_inputs(inputs)
         if smaps is not None and self.refine_smaps:
-            smaps = normalize_by_rss(apply_per_coil(self.smaps_refiner, smaps))
+            smaps = refine_smaps(self.smaps_refiner, smaps)
         image = adjoint_op(measured, mask, smaps)
         primal = tf.tile(image[..., None], [1, 1, 1, self.n_primal])
         for i, image_net in enumerate(self.image_nets):
@@ -141,4 +157,7 @@ class XPDNet(ReconstructionModel):
             "primal_only": self.primal_only,
             "kspace_net_params": self.kspace_net_params,
             "refine_smaps": self.refine_smaps,
+            "smaps_refiner_params": self.smaps_refiner_params,
+            "pad_multiple": self.pad_multiple,
+            "odd_padding": self.odd_padding,
         }

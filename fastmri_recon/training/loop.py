@@ -25,7 +25,6 @@ import csv
 import dataclasses
 import io
 import math
-import os
 import shutil
 import signal
 import threading
@@ -36,7 +35,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from fastmri_recon.files import write_text
+from fastmri_recon.files import save_weights, write_text
 from fastmri_recon.evaluate.metrics import tf_example_psnr_ssim
 from fastmri_recon.training.strategy import is_chief
 
@@ -249,10 +248,7 @@ class Trainer:
         return -value if name == "loss" else value
 
     def _save_weights(self, name):
-        path = self.output_dir / name
-        tmp = path.with_name(f".{path.stem}.tmp.weights.h5")
-        self.model.save_weights(tmp)
-        os.replace(tmp, path)
+        save_weights(self.model, self.output_dir / name)
 
     def _write_csv(self, rows):
         buffer = io.StringIO()

@@ -20,15 +20,27 @@ TINY_XPDNET = dict(n_iter=2, n_primal=2, image_net_params=TINY_MWCNN)
 # test case -> (registry name, tiny configuration)
 CASES = {
     "unet": ("unet", dict(filters=(4, 8, 8), n_convs=1)),
+    "unet-benchmark": ("unet-benchmark", dict(filters=(4, 8, 8), n_convs=1)),
     "cascade-net": ("cascade-net", dict(n_cascades=2, n_convs=2, n_filters=4)),
     "kiki-net": ("kiki-net", dict(n_iter=2, n_convs=2, n_filters=4)),
+    "kiki-net-benchmark": ("kiki-net-benchmark", dict(n_iter=2, n_convs=2, n_filters=4)),
     "pdnet": ("pdnet", dict(n_iter=2, n_primal=2, n_dual=2, n_filters=4)),
+    "pdnet-benchmark": ("pdnet-benchmark", dict(n_iter=2, n_primal=2, n_dual=2, n_filters=4)),
     "xpdnet-mwcnn": ("xpdnet", TINY_XPDNET),
     "xpdnet-didn": ("xpdnet-didn", {**TINY_XPDNET, "image_net_params": dict(filters=4, n_dubs=1, n_scales=2)}),
     "xpdnet-unet": ("xpdnet-unet", {**TINY_XPDNET, "image_net_params": dict(filters=(4, 8), n_convs=1)}),
     "xpdnet-kspace-refine": (
         "xpdnet",
         {**TINY_XPDNET, "primal_only": False, "refine_smaps": True, "kspace_net_params": dict(n_convs=1, n_filters=4)},
+    ),
+    "xpdnet-challenge": (
+        "xpdnet-challenge",
+        {
+            **TINY_XPDNET,
+            "smaps_refiner_params": dict(
+                filters=(2, 4), n_convs=1, activation="lrelu", penultimate_channels=2, penultimate_activation="lrelu"
+            ),
+        },
     ),
     "e2e-varnet": ("e2e-varnet", dict(n_cascades=2, chans=4, pools=2, sens_chans=2, sens_pools=1)),
     "deq-xpdnet": ("deq-xpdnet", dict(n_primal=2, image_net_params=TINY_MWCNN, max_iter=4, backward_max_iter=4)),

@@ -25,9 +25,17 @@ TINY_NCPDNET = dict(n_iter=2, n_primal=2, n_filters=4)
 CASES = {
     "ncpdnet": ("ncpdnet", dict(TINY_NCPDNET, image_shape=SHAPE_2D)),
     "ncpdnet-3d": ("ncpdnet-3d", dict(TINY_NCPDNET, image_shape=SHAPE_3D)),
+    "ncpdnet-benchmark": ("ncpdnet-benchmark", dict(TINY_NCPDNET, image_shape=SHAPE_2D)),
     "nc-unet": ("nc-unet", dict(filters=(4, 8), n_convs=1, image_shape=SHAPE_2D)),
 }
-ACQUISITIONS = [("ncpdnet", False), ("ncpdnet", True), ("ncpdnet-3d", False), ("nc-unet", False), ("nc-unet", True)]
+ACQUISITIONS = [
+    ("ncpdnet", False),
+    ("ncpdnet", True),
+    ("ncpdnet-3d", False),
+    ("ncpdnet-benchmark", True),
+    ("nc-unet", False),
+    ("nc-unet", True),
+]
 
 
 def is_3d(case):
@@ -194,7 +202,7 @@ def test_mixed_precision():
 
 def test_registry_entries_declare_their_acquisition():
     noncartesian = {name for name, entry in ENTRIES.items() if entry.acquisition == "noncartesian"}
-    assert noncartesian == {"nc-adjoint", "ncpdnet", "ncpdnet-3d", "nc-unet"}
+    assert noncartesian == {"nc-adjoint", "ncpdnet", "ncpdnet-3d", "ncpdnet-benchmark", "nc-unet"}
     for entry in ENTRIES.values():
         assert entry.acquisition == entry.load_class().acquisition, entry.name
     assert get_entry("nc-adjoint").kind == "baseline" and get_entry("ncpdnet-3d").kind == "model"

@@ -4,9 +4,13 @@ The sensitivity networks (XPDNet's map refinement, E2E-VarNet's map estimation) 
 complex-image network to every coil independently (`apply_per_coil`, coils folded into the batch)
 and normalise the maps so that their root-sum-of-squares over coils is 1 (`normalize_by_rss`).
 `low_frequency_mask` finds the fully-sampled centre of a Cartesian mask as fastMRI's VarNet does.
+`build_smaps_refiner` is the map refiner of XPDNet and NC-PDNet (a residual U-net per coil).
 """
 
 import tensorflow as tf
+
+from fastmri_recon.models.layers.multiscale import ComplexDenoiser
+from fastmri_recon.models.layers.unet import UNet
 
 RSS_EPSILON = 1e-12  # under the square root: keeps maps and gradients finite where all coils vanish
 
@@ -51,6 +55,39 @@ def apply_per_coil(network, images):
     shape = tf.shape(images)
     folded = tf.reshape(images, tf.concat([[-1], shape[2:], [1]], 0))
     return tf.reshape(network(folded), shape)
+
+
+SMAPS_REFINER = dict(filters=(4, 8, 16), n_convs=2, activation="lrelu")
+"""The default map refiner: a U-net of 3 levels of 4, 8, 16 filters, 2 convolutions each, leaky ReLU."""
+
+
+def build_smaps_refiner(params=None, odd_padding="end"):
+    """The sensitivity-map refiner of the unrolled networks: ``S + U(S)`` per coil (complex maps).
+
+    Args:
+        params: `layers.unet.UNet` arguments replacing `SMAPS_REFINER`'s (the benchmark code's
+            refiners also have a leaky-ReLU 4-channel 1x1 convolution before the output one), or None.
+        odd_padding: where an odd padding's extra pixel goes (`multiscale.ComplexDenoiser`).
+
+    Returns:
+        `multiscale.ComplexDenoiser` named ``smaps_refiner``, mapping complex64 ``(n, H, W, 1)`` to
+        ``(n, H, W, 1)``; use it with `refine_smaps`.
+    """
+    unet = UNet(out_channels=2, **{**SMAPS_REFINER, **(params or {})})
+    return ComplexDenoiser(unet, residual=True, odd_padding=odd_padding, name="smaps_refiner")
+
+
+def refine_smaps(refiner, smaps):
+    """Refine each coil's map with ``refiner`` (`build_smaps_refiner`) and renormalise by the RSS.
+
+    Args:
+        refiner: the refiner layer.
+        smaps: complex64 ``(batch, coils, H, W)``.
+
+    Returns:
+        complex64 ``(batch, coils, H, W)`` with root-sum-of-squares 1 over coils.
+    """
+    return normalize_by_rss(apply_per_coil(refiner, smaps))
 
 
 def low_frequency_mask(mask):

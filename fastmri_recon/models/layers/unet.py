@@ -4,7 +4,9 @@ Each level is a `ConvBlock`; going down, 2x2 pooling (max, or average as fastMRI
 an up-convolution to the level's filters followed by the normalisation and the activation (nearest
 2x upsampling then a 2x2 convolution, as the benchmark's U-net, or a 2x2 transposed convolution of
 stride 2, as fastMRI's), concatenation with the skip connection and the level's `ConvBlock`; a final
-linear 1x1 convolution gives the output channels. Inputs whose size is not divisible by the pooling
+linear 1x1 convolution gives the output channels, optionally after a 1x1 convolution of
+``penultimate_channels`` (the benchmark's U-nets end with a 4-channel one: linear in the one of the
+papers' weights, with the activation in the later one that refines XPDNet's sensitivity maps). Inputs whose size is not divisible by the pooling
 factor ``2 ** (levels - 1)`` are zero-padded at the bottom / right and the output is cropped back.
 
 fastMRI's ``Unet(in_chans, out_chans, chans, num_pool_layers)`` (as used by E2E-VarNet) is
@@ -36,6 +38,9 @@ class UNet(keras.layers.Layer):
         pooling: ``"max"`` or ``"average"``.
         upsampling: ``"nearest"`` (upsampling then 2x2 convolution) or ``"transpose"`` (2x2
             transposed convolution of stride 2).
+        penultimate_channels: channels of a 1x1 convolution (with a bias) before the output one, or
+            None (none).
+        penultimate_activation: its activation name (see `conv.make_activation`).
 
     Call args:
         x: float ``(batch, H, W, C_in)``, any ``H`` and ``W``.
@@ -58,6 +63,8 @@ class UNet(keras.layers.Layer):
         normalization=None,
         pooling="max",
         upsampling="nearest",
+        penultimate_channels=None,
+        penultimate_activation="linear",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -75,12 +82,18 @@ class UNet(keras.layers.Layer):
         self.normalization = normalization
         self.pooling = pooling
         self.upsampling = upsampling
+        self.penultimate_channels = None if penultimate_channels is None else int(penultimate_channels)
+        self.penultimate_activation = penultimate_activation
         options = dict(activation=activation, use_bias=use_bias, normalization=normalization)
         self.encoder = [ConvBlock(n_convs, f, kernel_size, **options) for f in self.filters]
         self.upconvs = [self._upconv(f) for f in self.filters[:-1]]
         self.up_norms = [make_normalization(normalization) for _ in self.filters[:-1]] if normalization else []
         self.up_activations = [make_activation(activation) for _ in self.filters[:-1]]
         self.decoder = [ConvBlock(n_convs, f, kernel_size, **options) for f in self.filters[:-1]]
+        self.penultimate_conv = self.penultimate_act = None
+        if self.penultimate_channels is not None:
+            self.penultimate_conv = keras.layers.Conv2D(self.penultimate_channels, 1, padding="same")
+            self.penultimate_act = make_activation(penultimate_activation)
         self.output_conv = keras.layers.Conv2D(out_channels, 1, padding="same")
 
     def _upconv(self, filters):
@@ -97,6 +110,9 @@ class UNet(keras.layers.Layer):
         norms = self.up_norms or [None] * len(self.upconvs)
         return list(zip(self.upconvs, norms, self.up_activations))
 
+    def _penultimate_unit(self):
+        return (self.penultimate_conv, None, self.penultimate_act)
+
     def build(self, input_shape):
         """Create the weights for ``input_shape = (batch, H, W, C_in)`` (only ``C_in`` matters)."""
         channels = input_shape[-1]
@@ -107,6 +123,9 @@ class UNet(keras.layers.Layer):
             build_unit(unit, (None, None, None, channels), block.n_filters)
             block.build((None, None, None, 2 * block.n_filters))
             channels = block.n_filters
+        if self.penultimate_conv is not None:
+            build_unit(self._penultimate_unit(), (None, None, None, channels), self.penultimate_channels)
+            channels = self.penultimate_channels
         self.output_conv.build((None, None, None, channels))
 
     def call(self, x):
@@ -124,6 +143,8 @@ class UNet(keras.layers.Layer):
             if self.upsampling == "nearest":
                 x = tf.repeat(tf.repeat(x, 2, axis=1), 2, axis=2)
             x = block(tf.concat([skip, apply_unit(unit, x)], axis=-1))
+        if self.penultimate_conv is not None:
+            x = apply_unit(self._penultimate_unit(), x)
         return self.output_conv(x)[:, :height, :width]
 
     def get_config(self):
@@ -138,4 +159,6 @@ class UNet(keras.layers.Layer):
             "normalization": self.normalization,
             "pooling": self.pooling,
             "upsampling": self.upsampling,
+            "penultimate_channels": self.penultimate_channels,
+            "penultimate_activation": self.penultimate_activation,
         }
