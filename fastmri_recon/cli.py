@@ -14,9 +14,16 @@ import click
 
 from fastmri_recon import __version__
 from fastmri_recon.data.trajectories import KINDS
-from fastmri_recon.errors import FastMRIReconError
+from fastmri_recon.errors import FastMRIReconError, quote
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+MANIFEST_OPTION = click.option(
+    "--manifest",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Weights manifest [default: $FASTMRI_RECON_MANIFEST or the source tree's weights_manifest.json].",
+)
 
 
 def _import_tensorflow_quietly():
@@ -90,19 +97,96 @@ def _sampler(mask_type, accelerations, center_fractions):
 MASK_TYPES = ["random", "equispaced", "equispaced_fraction", "magic", "magic_fraction"]
 
 
-def _methods(names, weights):
-    """``[(label, method, run config)]``: a run directory's loaded model and `TrainConfig`, or a registry entry and None."""
-    from fastmri_recon.models.registry import get_entry
-    from fastmri_recon.training.run import load_trained_model
+@dataclasses.dataclass(frozen=True)
+class _Method:
+    """One method to evaluate: its label, the model (None: a registry entry, built for the data), the
+    training run's `TrainConfig` (run directories), the k-space scale it expects and its acquisition."""
+
+    label: str
+    model: object
+    run_config: object
+    scale_factor: float
+    acquisition: str
+
+
+def _methods(names, weights, manifest, directory):
+    """The `_Method` of each ``--model``: a registry name, a training run directory, or any weights
+    `load_pretrained` resolves (manifest name, ``hf://`` URL, published folder, ``.weights.h5``).
+
+    Pretrained Cartesian models are built with the data's reconstruction size as output size (their
+    weights do not depend on it).
+    """
+    from fastmri_recon.data.datasets.config import DEFAULT_SCALE_FACTOR
+    from fastmri_recon.hub.load import load_source
+    from fastmri_recon.models.registry import ENTRIES, get_entry
+    from fastmri_recon.training.run import is_run_directory, load_trained_model, target_shape
 
     methods = []
     for name in names:
-        if Path(name).is_dir():
+        if name in ENTRIES:
+            entry = ENTRIES[name]
+            methods.append(_Method(name, None, None, DEFAULT_SCALE_FACTOR, entry.acquisition))
+        elif is_run_directory(name):
             model, config = load_trained_model(name, weights)
-            methods.append((Path(name).name, model, config))
+            methods.append(_Method(Path(name).name, model, config, DEFAULT_SCALE_FACTOR, model.acquisition))
         else:
-            methods.append((name, get_entry(name), None))
+            source = _resolve_model(name, weights, manifest)
+            cartesian = get_entry(source.architecture).acquisition == "cartesian"
+            pretrained = load_source(source, crop_size=target_shape(directory) if cartesian else None)
+            model = pretrained.model
+            methods.append(_Method(pretrained.name, model, None, pretrained.scale_factor, model.acquisition))
     return methods
+
+
+def _resolve_model(name, weights, manifest):
+    """`hub.locate.resolve`, with an unknown name's close matches among registry and manifest names."""
+    import difflib
+
+    from fastmri_recon.errors import ConfigError
+    from fastmri_recon.hub.locate import resolve
+    from fastmri_recon.hub.manifest import load_manifest
+    from fastmri_recon.models.registry import ENTRIES
+
+    try:
+        return resolve(name, weights, manifest)
+    except ConfigError as err:
+        if not str(err).startswith("unknown pretrained model"):
+            raise
+        known = [*ENTRIES, *load_manifest(manifest).names]
+        close = difflib.get_close_matches(name, known, n=4, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}?" if close else "see 'fastmri-recon models' and 'fastmri-recon weights list'"
+        raise ConfigError(
+            f"unknown model '{name}': not a registered model, a manifest name, a local path or an hf:// URL ({hint})"
+        ) from None
+
+
+DEMO_DIR = Path("demo_data")
+"""Where the README's commands expect the demo data (the benchmark's default ``--data-dir``)."""
+
+
+def _demo_split_if_absent(directory, quiet):
+    """Build the demo data when ``directory`` is an absent split of ``demo_data/`` (as the README's commands name it)."""
+    from fastmri_recon.data.demo import SPLITS, build_demo_dataset
+
+    splits = {f"{coils}_{split}" for coils in ("singlecoil", "multicoil") for split in SPLITS}
+    if directory.exists() or directory.parent != DEMO_DIR or directory.name not in splits:
+        return
+    click.echo(f"{directory} does not exist: building the demo data in {DEMO_DIR}/ first", err=True)
+    build_demo_dataset(DEMO_DIR, progress=not quiet)
+
+
+def _check_coils(methods, directory):
+    """Refuse, before any work, multi-coil-only methods (SENSE, GRAPPA, E2E-VarNet) on single-coil files."""
+    from fastmri_recon.data.h5 import FastMRIFile, list_volumes
+    from fastmri_recon.models.registry import get_entry
+
+    with FastMRIFile(list_volumes(directory)[0]) as first:
+        if first.is_multicoil:
+            return
+    for method in methods:
+        multicoil_only = (method.model or get_entry(method.label).load_class()).multicoil_only
+        if method.acquisition == "cartesian" and multicoil_only:
+            raise click.BadParameter(f"'{method.label}' needs multi-coil data; the files of {directory} are single-coil", param_hint="--model")
 
 
 def _noncartesian_acquisition(trajectory, accelerations, methods, directory):
@@ -119,18 +203,19 @@ def _noncartesian_acquisition(trajectory, accelerations, methods, directory):
     values = _float_list(accelerations) if accelerations else []
     if len(values) > 1:
         raise click.BadParameter(f"'{accelerations}': a non-Cartesian acquisition has one acceleration", param_hint="--acceleration")
-    runs = [(model, config) for _, model, config in methods if config is not None and config.acquisition == "noncartesian"]
+    runs = [m.run_config for m in methods if m.run_config is not None and m.acquisition == "noncartesian"]
+    built = [m.model for m in methods if m.model is not None and m.acquisition == "noncartesian"]
     if trajectory is None and not runs:
-        raise click.BadParameter(f"needed for non-Cartesian baselines ({', '.join(KINDS)})", param_hint="--trajectory")
+        raise click.BadParameter(f"needed for non-Cartesian baselines and published models ({', '.join(KINDS)})", param_hint="--trajectory")
     if trajectory is None:
-        base = acquisition(runs[0][1], runs[0][1].seed)
+        base = acquisition(runs[0], runs[0].seed)
         if values:
             base = dataclasses.replace(base, pipeline=dataclasses.replace(base.pipeline, acceleration=values[0]))
     else:
         pipeline = Volume3DConfig if trajectory in TRAJECTORIES_3D else NonCartesianConfig
         base = NonCartesianAcquisition(pipeline(trajectory=trajectory, acceleration=values[0] if values else 4))
-    if runs:
-        grid = runs[0][0].image_shape
+    if built:
+        grid = built[0].image_shape
     else:
         grid = base.pipeline.volume_shape if base.volumetric else target_shape(directory)
     return base, grid
@@ -144,7 +229,8 @@ def _noncartesian_acquisition(trajectory, accelerations, methods, directory):
     multiple=True,
     default=["zero-filled"],
     show_default=True,
-    help="Registered model or baseline, or a training run directory; repeat to compare several.",
+    help="Registered model or baseline, training run directory, manifest name, hf:// URL, published folder or "
+    ".weights.h5 file; repeat to compare several.",
 )
 @click.option("--weights", type=click.Choice(["best", "final"]), default="best", show_default=True, help="Weights of run directories.")
 @click.option("--mask-type", type=click.Choice(MASK_TYPES), help="Cartesian models: undersampling mask kind (fastMRI semantics) [default: random].")
@@ -160,10 +246,11 @@ def _noncartesian_acquisition(trajectory, accelerations, methods, directory):
     type=click.Choice(KINDS),
     help="Non-Cartesian models: the simulated trajectory [default: the first non-Cartesian run's].",
 )
-@click.option("--batch-size", default=8, show_default=True, help="Slices per model call.")
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1), help="Slices per model call.")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), help="Write results.{json,csv,md} and a figure here.")
+@MANIFEST_OPTION
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def evaluate(directory, model_names, weights, mask_type, accelerations, center_fractions, trajectory, batch_size, output_dir, quiet):
+def evaluate(directory, model_names, weights, mask_type, accelerations, center_fractions, trajectory, batch_size, output_dir, manifest, quiet):
     """Evaluate models / baselines on DIRECTORY (fastMRI files with targets), print PSNR / SSIM / NMSE.
 
     Cartesian methods: every volume is undersampled with a mask seeded by its file name, so all
@@ -171,7 +258,8 @@ def evaluate(directory, model_names, weights, mask_type, accelerations, center_f
     the samples on --trajectory (or the first non-Cartesian run's trajectory) are simulated by the
     NUFFT from the files, one trajectory for all volumes, the same for every method; 3D ones read
     a DIRECTORY of NIfTI volumes, or 'demo-volumes' (the demo validation volumes). Metrics are
-    fastMRI's, per volume, reported as mean (std) over volumes.
+    fastMRI's, per volume, reported as mean (std) over volumes. A DIRECTORY demo_data/SPLIT that
+    does not exist yet is built first (the demo data, as 'fastmri-recon benchmark' builds it).
     """
     _import_tensorflow_quietly()
     from fastmri_recon.evaluate.evaluate import evaluate_directory
@@ -180,26 +268,33 @@ def evaluate(directory, model_names, weights, mask_type, accelerations, center_f
     from fastmri_recon.training.config import DEMO_VOLUMES
     from fastmri_recon.training.run import demo_split
 
-    methods = _methods(model_names, weights)
-    kinds = {method.acquisition for _, method, _ in methods}
+    from fastmri_recon.files import make_directory
+
+    if output_dir is not None:
+        make_directory(output_dir)  # a bad --output-dir fails before the work
+    _demo_split_if_absent(directory, quiet)
+    methods = _methods(model_names, weights, manifest, directory)
+    kinds = {method.acquisition for method in methods}
     if "cartesian" not in kinds and (mask_type or center_fractions):
         raise click.BadParameter("a Cartesian option, but no --model is Cartesian", param_hint="--mask-type / --center-fraction")
     if "noncartesian" not in kinds and trajectory:
         raise click.BadParameter("a non-Cartesian option, but no --model is non-Cartesian", param_hint="--trajectory")
     if "cartesian" in kinds:
         sampler = _sampler(mask_type or "random", accelerations or "4", center_fractions)
+        _check_coils(methods, directory)
     if "noncartesian" in kinds:
         nc_acquisition, grid = _noncartesian_acquisition(trajectory, accelerations, methods, directory)
     results = []
-    for label, method, config in methods:
+    for method in methods:
+        config = method.run_config
         if method.acquisition == "cartesian":
-            model, source, data = method if config is not None else build(label), directory, sampler
+            model, source, data = method.model or build(method.label), directory, sampler
         else:
-            model = method if config is not None else build(label, image_shape=grid)
+            model = method.model or build(method.label, image_shape=grid)
             data = dataclasses.replace(nc_acquisition, density_compensation=config is None or config.density_compensation)
             volumes = data.volumetric and str(directory) == DEMO_VOLUMES
             source = demo_split("val", model.image_shape) if volumes else directory
-        results.append(evaluate_directory(model, label, source, data, batch_size, not quiet))
+        results.append(evaluate_directory(model, method.label, source, data, batch_size, not quiet, method.scale_factor))
     click.echo(markdown_table(results))
     if output_dir is not None:
         written = write_results(output_dir, results)
@@ -210,7 +305,7 @@ def _int_list(text, option):
     try:
         return [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers, got '{text}'", param_hint=option) from None
+        raise click.BadParameter(f"expected comma-separated integers, got {quote(text)}", param_hint=option) from None
 
 
 def _key_values(pairs, option):
@@ -221,9 +316,13 @@ def _key_values(pairs, option):
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise click.BadParameter(f"expected KEY=VALUE, got '{pair}'", param_hint=option)
+            raise click.BadParameter(f"expected KEY=VALUE, got {quote(pair)}", param_hint=option)
         values[key.strip()] = yaml.safe_load(value)
     return values
+
+
+SIGTERM_STATUS = 143
+"""Exit status of a training run stopped by SIGTERM (128 + 15, as a shell reports a process the signal killed)."""
 
 
 @cli.command()
@@ -271,7 +370,8 @@ def train(config_file, dry_run, quiet, **options):
     Non-Cartesian models (ncpdnet, nc-unet, ncpdnet-3d) train on radial / spiral samples simulated
     from the files (3D: stack-of-spirals / stack-of-radial / kooshball samples of volumes). The run
     directory holds config.json, checkpoints, best / final weights, metrics.csv and TensorBoard
-    logs; starting the same run again resumes it from its last checkpoint.
+    logs; starting the same run again resumes it from its last checkpoint. A run stopped by SIGTERM
+    (a scheduler's time limit) checkpoints and exits with status 143, not 0.
     """
     import json
 
@@ -306,13 +406,8 @@ def train(config_file, dry_run, quiet, **options):
         f"training {state}: {summary['epochs_done']} epochs, {summary['seconds_per_step']:.3f} s/step, best {best}; "
         f"run directory {result['run_dir']}"
     )
-
-
-MANIFEST_OPTION = click.option(
-    "--manifest",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Weights manifest [default: $FASTMRI_RECON_MANIFEST or the source tree's weights_manifest.json].",
-)
+    if summary["stopped"]:
+        sys.exit(SIGTERM_STATUS)
 
 
 @cli.command()
@@ -372,8 +467,6 @@ def models_command(size):
     click.echo(markdown_rows(rows))
 
 
-
-
 @cli.group()
 def weights():
     """Published weights: list the manifest, fetch (download and verify) or publish a training run."""
@@ -384,6 +477,13 @@ def _where(entry):
     if not hub.get("uploaded", True):
         return f"not uploaded (weights/{entry['name']}/; intended {hub['repo_id']})"
     return f"hf://{hub['repo_id']}@{hub['revision'][:10]}"
+
+
+def _figures(metrics):
+    """``x4 32.15 / 0.729`` (SSIM left out where none was published; the contrast named if any)."""
+    ssim = f" / {metrics['SSIM']:.3f}" if "SSIM" in metrics else ""
+    contrast = f" {metrics['contrast']}" if "contrast" in metrics else ""
+    return f"x{metrics['acceleration']:g}{contrast} {metrics['PSNR']:.2f}{ssim}"
 
 
 @weights.command("list")
@@ -402,9 +502,9 @@ def weights_list(manifest):
         {
             "name": e["name"],
             "architecture": e["architecture"],
-            "acquisition": f"{e['acquisition']['coils']} {e['acquisition'].get('mask_type', '')} "
+            "acquisition": f"{e['acquisition']['coils']} {e['acquisition'].get('mask_type') or e['acquisition']['trajectory']} "
             + ",".join(f"x{a:g}" for a in e["accelerations"]),
-            "PSNR / SSIM": "; ".join(f"x{m['acceleration']:g} {m['PSNR']:.2f} / {m['SSIM']:.3f}" for m in e["metrics"]),
+            "PSNR / SSIM": "; ".join(_figures(m) for m in e["metrics"]),
             "where": _where(e),
         }
         for e in book.entries
@@ -421,16 +521,24 @@ def weights_fetch(name, manifest, cache_dir):
 
     NAME is a manifest name, an hf://OWNER/REPO[@REVISION][/FILE] URL or a local path. Downloads go
     to the Hugging Face cache (resumed if interrupted); with HF_HUB_OFFLINE=1 only the cache is used.
+    The papers' Keras-2 files are converted once (see the README's "The papers' weights").
     """
     _import_tensorflow_quietly()
     from fastmri_recon.hub.load import load_pretrained
 
+    from fastmri_recon.hub.original import conversion_for, is_keras2
+
     pretrained = load_pretrained(name, manifest=manifest, cache_dir=cache_dir)
     source = pretrained.source
     check = "verified" if source.sha256 else "computed (no recorded checksum)"
+    original = ""
+    if source.entry is not None and is_keras2(source.entry):
+        record = conversion_for(source.entry).read_record()
+        how = "trusted on first use" if source.entry["sha256"] == "unknown" else "verified"
+        original = f"; converted from the Keras-2 file of sha256 {record['original_sha256']} ({how}, {record['first_used']})"
     click.echo(
         f"{source.name}: {source.architecture}, {pretrained.model.count_params():,} weights, sha256 {pretrained.sha256} "
-        f"{check}; file {source.weights} ({source.origin})"
+        f"{check}; file {source.weights} ({source.origin}){original}"
     )
 
 
@@ -471,9 +579,9 @@ def weights_publish(run_dir, repo_id, name, which, output_dir, eval_dir, manifes
 @cli.command()
 @click.argument("input_dir", type=click.Path(path_type=Path))
 @click.argument("output_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--model", "model_spec", required=True, help="Manifest name, hf:// URL, published folder, run directory or .weights.h5 file.")
+@click.option("--model", "model_spec", required=True, help="Manifest name, hf:// URL, published folder, run directory, .weights.h5 file or a registered baseline.")
 @click.option("--weights", "which", type=click.Choice(["best", "final"]), default="best", show_default=True, help="Weights of run directories.")
-@click.option("--batch-size", default=8, show_default=True, help="Slices per model call.")
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1), help="Slices per model call.")
 @MANIFEST_OPTION
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def reconstruct(input_dir, output_dir, model_spec, which, batch_size, manifest, quiet):
@@ -481,19 +589,36 @@ def reconstruct(input_dir, output_dir, model_spec, which, batch_size, manifest, 
 
     Input files carry their undersampled k-space and mask (fastMRI test / challenge files, the demo
     data's *_test splits). Each output file has the input's name and one dataset, 'reconstruction':
-    float32 (slices, h, w), in the data's units (k-space scaling undone).
+    float32 (slices, h, w), in the data's units (k-space scaling undone), at the header's
+    reconstruction size (the model's output size is taken from the data, whatever its weights'
+    training size).
     """
     _import_tensorflow_quietly()
-    from fastmri_recon.hub.load import load_pretrained
+    from fastmri_recon.data.datasets.config import DEFAULT_SCALE_FACTOR
+    from fastmri_recon.hub.load import load_source
+    from fastmri_recon.models.registry import ENTRIES, build, get_entry
     from fastmri_recon.reconstruct import reconstruct_directory
+    from fastmri_recon.training.run import target_shape
 
-    pretrained = load_pretrained(model_spec, which, manifest)
-    written = reconstruct_directory(pretrained.model, input_dir, output_dir, pretrained.scale_factor, batch_size, not quiet)
-    click.echo(f"{len(written)} reconstructions written to {output_dir} ({pretrained.name}, {pretrained.source.origin})")
+    size = target_shape(input_dir)  # the output size comes from the data (the weights do not depend on it)
+    if model_spec in ENTRIES and ENTRIES[model_spec].kind == "baseline":
+        model, scale, origin = build(model_spec, crop_size=size), DEFAULT_SCALE_FACTOR, "registry baseline"
+    else:
+        source = _resolve_model(model_spec, which, manifest)
+        if get_entry(source.architecture).acquisition != "cartesian":
+            raise click.BadParameter(f"'{model_spec}' is a non-Cartesian model: reconstruct handles Cartesian data", param_hint="--model")
+        pretrained = load_source(source, crop_size=size)
+        model, scale, origin = pretrained.model, pretrained.scale_factor, f"{pretrained.name}, {source.origin}"
+    written = reconstruct_directory(model, input_dir, output_dir, scale, batch_size, not quiet)
+    click.echo(f"{len(written)} reconstructions written to {output_dir} ({origin})")
+
+
+MAX_MESSAGE = 2000
+"""Longest error line printed; the values a message quotes are capped already (`errors.quote`)."""
 
 
 def run_command(command, argv, prog_name):
-    """Run a click command, turning bad input into one line on stderr and exit status 2.
+    """Run a click command, turning bad input into one line on stderr (at most `MAX_MESSAGE` characters) and exit status 2.
 
     Args:
         command: a click command or group.
@@ -510,7 +635,8 @@ def run_command(command, argv, prog_name):
         click.echo(f"error: {err.format_message()}", err=True)
         sys.exit(err.exit_code)
     except FastMRIReconError as err:
-        click.echo(f"error: {' '.join(str(err).splitlines())}", err=True)
+        message = " ".join(str(err).splitlines())
+        click.echo(f"error: {message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 3] + '...'}", err=True)
         sys.exit(2)
     except (click.Abort, KeyboardInterrupt):
         click.echo("interrupted", err=True)

@@ -149,6 +149,8 @@ def test_weights_fetch_command(isolated):
     fetched = run_cli("weights", "fetch", "pdnet-small-orig", "--manifest", manifest, "--cache-dir", cache, env=env)
     assert fetched.returncode == 0, fetched.stderr
     assert "trust on first use" in fetched.stderr and "pdnet-benchmark, 3,960 weights" in fetched.stdout
+    digest = sha256_file(FIXTURES / "pdnet_small.h5")
+    assert f"converted from the Keras-2 file of sha256 {digest} (trusted on first use" in fetched.stdout
     wrong = write_manifest(isolated / "wrong.json", {**pdnet_entry(), "architecture": "cascade-net", "config": {}})
     refused = run_cli("weights", "fetch", "pdnet-small-orig", "--manifest", wrong, "--cache-dir", cache, env={**env, "FASTMRI_RECON_CACHE": str(isolated / "c2")})
     assert refused.returncode == 2 and "weighted layer 0 'conv2d'" in refused.stderr and "Traceback" not in refused.stderr
@@ -164,6 +166,7 @@ LAYOUTS = [
     ("xpdnet", "xpdnet"),
     ("ncpdnet-singlecoil", "ncpdnet"),
     ("ncpdnet-multicoil", "ncpdnet_multicoil"),
+    ("ncpdnet-3d", "ncpdnet3d"),
 ]
 
 
@@ -177,6 +180,7 @@ def test_every_published_original_in_the_manifest_has_the_papers_parameter_count
         "NCPDNet-singlecoil-radial",
         "NCPDNet-singlecoil-spiral",
         "NCPDNet-multicoil-radial",
+        "NCPDNet-3D",
     }
     for entry in originals:
         assert entry["sha256"] == "unknown" and entry["file"] == "model_weights.h5"

@@ -81,8 +81,11 @@ class Grappa(SliceBaseline):
 
     The defaults (2 sources, ``tikhonov=1e-2``, 5 calibration positions) were the best of a small
     grid on the demo data's 8-coil, 10-line ACS; GRAPPA still amplifies noise at acceleration 4
-    with so few coils and ACS lines, as is known.
+    with so few coils and ACS lines, as is known. Single-coil k-space is refused (``multicoil_only``):
+    with one coil there is nothing to interpolate from.
     """
+
+    multicoil_only = True
 
     def __init__(self, sources=2, kernel_readout=5, tikhonov=1e-2, min_calibration=5, crop_size=None, **kwargs):
         super().__init__(crop_size=crop_size, **kwargs)

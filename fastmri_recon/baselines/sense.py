@@ -44,7 +44,8 @@ def conjugate_gradient(apply, rhs, iterations, tolerance=1e-6):
 
 @keras.saving.register_keras_serializable(package="fastmri_recon")
 class Sense(SliceBaseline):
-    """CG-SENSE for multi-coil data (single-coil data: a Tikhonov-regularised zero-filling).
+    """CG-SENSE for multi-coil data; single-coil k-space is refused (``multicoil_only``: there SENSE is
+    only a Tikhonov-regularised zero-filling).
 
     Args:
         mu: Tikhonov weight.
@@ -53,6 +54,7 @@ class Sense(SliceBaseline):
     """
 
     needs_smaps = True
+    multicoil_only = True
 
     def __init__(self, mu=1e-3, iterations=15, crop_size=None, **kwargs):
         super().__init__(crop_size=crop_size, **kwargs)

@@ -34,7 +34,7 @@ from scipy import ndimage
 from fastmri_recon.data.h5 import Header, Volume, write_volume
 from fastmri_recon.data.masks import MaskSampler, apply_mask, default_center_fraction
 from fastmri_recon.errors import ConfigError
-from fastmri_recon.files import write_text
+from fastmri_recon.files import make_directory, remove_temporaries, write_text
 from fastmri_recon.ops.crop import center_crop
 from fastmri_recon.ops.fourier import np_fftc, np_ifftc
 from fastmri_recon.progress import progress_bar
@@ -263,7 +263,8 @@ def build_demo_dataset(out_dir, config=DemoConfig(), progress=True):
 
     Layout: ``{singlecoil,multicoil}_{train,val,test}/demo_XXX.h5`` and ``demo_info.json`` (the
     configuration, written last: its presence marks a complete build). A complete build with the
-    same configuration is left as it is.
+    same configuration is left as it is; a new build removes the temporary files an interrupted
+    one left.
 
     Args:
         out_dir: output directory (created).
@@ -273,8 +274,12 @@ def build_demo_dataset(out_dir, config=DemoConfig(), progress=True):
     Returns:
         dict: the configuration and the file list, as written to ``demo_info.json``, plus
         ``"built"``: False when an identical build was already there.
+
+    Raises:
+        DataError: ``out_dir`` cannot be created or written.
     """
     out_dir = Path(out_dir)
+    make_directory(out_dir)
     info_path = out_dir / INFO_FILE
     expected_info = {"config": config.to_json(), "files": {}}
     for split, subject in _subject_splits(config):
@@ -290,8 +295,9 @@ def build_demo_dataset(out_dir, config=DemoConfig(), progress=True):
     with progress_bar(list(_subject_splits(config)), "demo data", "subject", progress) as bar:
         for split, subject in bar:
             _write_subject(out_dir, template, header, config, split, subject)
-    for folder, names in expected_info["files"].items():  # files of an earlier, bigger build
+    for folder, names in expected_info["files"].items():  # files of an earlier, bigger build, an interrupted one's temporaries
         for stale in set(p.name for p in (out_dir / folder).glob("demo_*.h5")) - set(names):
             (out_dir / folder / stale).unlink()
+        remove_temporaries(out_dir / folder)
     write_text(info_path, json.dumps(expected_info, indent=2) + "\n")
     return {**expected_info, "built": True}

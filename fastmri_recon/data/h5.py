@@ -11,8 +11,10 @@ A fastMRI volume file holds:
 - attributes ``acquisition``, ``patient_id`` and, with a target, ``max`` and ``norm``.
 
 `FastMRIFile` validates a file's structure when it opens (without reading the k-space) and reads
-slices on demand; `read_volume` reads and checks a whole volume. Writers are atomic: they write a
-temporary file beside the destination and rename it.
+slices on demand; `read_volume` reads and checks a whole volume. A data file may not take its data
+from elsewhere (HDF5 external links, external storage or virtual datasets), nor declare slices that
+cannot fit in memory (`MAX_SLICE_BYTES`). Writers are atomic: they write a temporary file beside the
+destination and rename it.
 """
 
 import dataclasses
@@ -29,6 +31,8 @@ ISMRMRD_NS = "http://www.ismrm.org/ISMRMRD"
 TARGET_KEYS = {False: "reconstruction_esc", True: "reconstruction_rss"}
 RECONSTRUCTION_KEY = "reconstruction"
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+MAX_SLICE_BYTES = 2**30
+"""Largest k-space or target slice a file may declare (fastMRI's largest multi-coil slices take about 50 MB)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,12 +164,28 @@ class FastMRIFile:
             raise DataError(f"{self.path}: truncated or corrupt HDF5 file ({err})") from None
 
     def _dataset(self, key):
-        if key not in self._file:
+        link = self._file.get(key, getlink=True)
+        if link is None:
             raise DataError(f"{self.path}: missing dataset '{key}'")
+        if isinstance(link, h5py.ExternalLink):
+            raise DataError(f"{self.path}: '{key}' is an external link to {link.filename}; data files must hold their own data")
         dataset = self._file[key]
         if not isinstance(dataset, h5py.Dataset):
             raise DataError(f"{self.path}: '{key}' is not a dataset")
+        if dataset.external or dataset.is_virtual:
+            kind = "external storage" if dataset.external else "a virtual dataset"
+            raise DataError(f"{self.path}: '{key}' uses {kind} (data in other files); data files must hold their own data")
         return dataset
+
+    def _check_slice_size(self, dataset, key):
+        if 0 in dataset.shape:
+            raise DataError(f"{self.path}: {key} has an empty axis (shape {dataset.shape})")
+        size = int(np.prod(dataset.shape[1:], dtype=np.int64)) * dataset.dtype.itemsize
+        if size > MAX_SLICE_BYTES:
+            raise DataError(
+                f"{self.path}: {key} of shape {dataset.shape} declares {size / 2**30:.1f} GiB per slice, more than "
+                f"the {MAX_SLICE_BYTES / 2**30:g} GiB a slice may take"
+            )
 
     def _validate(self):
         kspace = self._dataset("kspace")
@@ -178,11 +198,17 @@ class FastMRIFile:
             )
         if kspace.shape[0] == 0:
             raise DataError(f"{self.path}: kspace has no slices")
+        self._check_slice_size(kspace, "kspace")
         self.kspace_shape = tuple(kspace.shape)
         self.num_slices = kspace.shape[0]
         self.is_multicoil = kspace.ndim == 4
         self.header = Header.from_xml(self._dataset("ismrmrd_header")[()], self.path)
-        self.attrs = {key: _python_value(value) for key, value in self._file.attrs.items()}
+        padding = (self.header.padding_left, self.header.padding_right)
+        if not 0 <= padding[0] <= padding[1] <= kspace.shape[-1]:
+            raise DataError(
+                f"{self.path}: header gives acquired columns {padding}, outside the k-space's {kspace.shape[-1]} columns"
+            )
+        self.attrs = {key: self._attribute(key, value) for key, value in self._file.attrs.items()}
         self.target_key = TARGET_KEYS[self.is_multicoil] if TARGET_KEYS[self.is_multicoil] in self._file else None
         if self.target_key is None and "mask" not in self._file:
             raise DataError(
@@ -195,6 +221,19 @@ class FastMRIFile:
             mask = self._dataset("mask")
             if mask.shape != (kspace.shape[-1],):
                 raise DataError(f"{self.path}: mask has shape {mask.shape}, expected ({kspace.shape[-1]},)")
+            if mask.dtype.kind not in "biuf":
+                raise DataError(f"{self.path}: mask has dtype {mask.dtype.str}, expected bool or numbers")
+
+    def _attribute(self, key, value):
+        """A file attribute as a Python value (bytes decoded as UTF-8)."""
+        if isinstance(value, bytes):
+            try:
+                return value.decode()
+            except UnicodeDecodeError:
+                raise DataError(f"{self.path}: attribute '{key}' is not UTF-8 text") from None
+        if isinstance(value, np.generic):
+            return value.item()
+        return value
 
     def _validate_target(self, target):
         if target.dtype.kind != "f":
@@ -210,6 +249,7 @@ class FastMRIFile:
                 f"{self.path}: {self.target_key} has in-plane size {tuple(target.shape[1:])}, expected the "
                 f"header's reconstruction matrix {self.header.target_shape}"
             )
+        self._check_slice_size(target, self.target_key)
 
     def _read(self, key, index):
         try:
@@ -245,14 +285,6 @@ class FastMRIFile:
 
     def __exit__(self, *exc):
         self.close()
-
-
-def _python_value(value):
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 @dataclasses.dataclass
@@ -300,7 +332,7 @@ def list_volumes(directory):
     """The ``.h5`` files of a directory, sorted by name.
 
     Raises:
-        DataError: if the directory does not exist or holds no ``.h5`` file.
+        DataError: if the directory does not exist, holds no ``.h5`` file or one whose name is not UTF-8.
     """
     directory = Path(directory)
     if not directory.exists():
@@ -310,6 +342,11 @@ def list_volumes(directory):
     files = sorted(directory.glob("*.h5"))
     if not files:
         raise DataError(f"{directory}: no .h5 files")
+    for path in files:
+        try:
+            path.name.encode()
+        except UnicodeEncodeError:
+            raise DataError(f"{directory}: the file name {ascii(path.name)} is not UTF-8; rename it") from None
     return files
 
 

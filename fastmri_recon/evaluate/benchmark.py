@@ -103,7 +103,7 @@ TUNING_VOLUMES = 1
 DEMO_CONFIGS = {"tiny": DemoConfig(train_subjects=2, val_subjects=1, test_subjects=1, slices=2, image_size=32, coils=4)}
 
 
-def prepare_data(data_dir, tables, budget, progress, demo_config=None, splits=("train", "val")):
+def prepare_data(data_dir, tables, budget, progress, demo_config=None, splits=("train", "val"), keep_demo=False):
     """The data of the benchmark: the user's fastMRI folders if ``data_dir`` holds them, else the demo data.
 
     A folder with fastMRI's split folders (``singlecoil_train``, ``multicoil_val``, ... as the
@@ -119,6 +119,8 @@ def prepare_data(data_dir, tables, budget, progress, demo_config=None, splits=("
         demo_config: the demo data's `DemoConfig` (default: the budget's).
         splits: the splits the tables need (``train`` and ``val``; ``val`` only to evaluate
             published weights).
+        keep_demo: use an existing demo build as it is, whatever its configuration (the budget's
+            is built only where there is none).
 
     Returns:
         ``"demo"`` or ``"fastMRI"``: what the tables are computed on.
@@ -128,6 +130,8 @@ def prepare_data(data_dir, tables, budget, progress, demo_config=None, splits=("
     """
     splits = [f"{table.coils}_{split}" for table in tables for split in splits]
     is_demo = (data_dir / "demo_info.json").is_file() or not any((data_dir / split).is_dir() for split in splits)
+    if is_demo and keep_demo and (data_dir / "demo_info.json").is_file():
+        return "demo"
     if is_demo:
         build_demo_dataset(data_dir, demo_config or DEMO_CONFIGS.get(budget, DemoConfig()), progress=progress)
         return "demo"

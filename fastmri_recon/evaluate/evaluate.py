@@ -34,10 +34,11 @@ from fastmri_recon.data.datasets import (
 )
 from fastmri_recon.data.datasets.config import DEFAULT_SCALE_FACTOR
 from fastmri_recon.data.datasets.volume3d import nifti_paths
+from fastmri_recon.data.datasets.volumes import reading_errors
 from fastmri_recon.data.h5 import FastMRIFile, list_volumes
 from fastmri_recon.data.masks import MaskSampler, seeded_volume_mask
 from fastmri_recon.data.sensitivity import acs_sensitivity_maps
-from fastmri_recon.errors import ConfigError, DataError
+from fastmri_recon.errors import ConfigError, DataError, quote
 from fastmri_recon.evaluate.metrics import MetricsSummary, evaluate_volume
 from fastmri_recon.ops.crop import center_crop
 from fastmri_recon.progress import progress_bar
@@ -351,14 +352,21 @@ def evaluate_directory(
         `EvaluationResult`.
 
     Raises:
-        ConfigError: when the model's acquisition is not the sampler's.
-        DataError: for a missing / empty directory, a bad file, or a file without target.
+        ConfigError: when the model's acquisition is not the sampler's, or ``batch_size`` is not a
+            positive integer.
+        DataError: for a missing / empty directory, a bad file, a file without target or with a
+            target that is zero everywhere (no data range for PSNR / SSIM).
     """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size={quote(batch_size)}: expected a positive integer")
     names, volumes, scale = undersampled_volumes(model, directory, sampler, batch_size, scale_factor, name)
     names = names[:max_volumes]  # the volumes are produced lazily: the rest are never read
     summary, seconds, slices, example = MetricsSummary(), 0.0, 0, None
-    with progress_bar(names, name, "volume", progress) as bar:
+    where = Path(directory) if isinstance(directory, (str, Path)) else Path("volumes in memory")
+    with reading_errors(), progress_bar(names, name, "volume", progress) as bar:
         for _, (volume, target, batches) in zip(bar, volumes):
+            if not np.max(target) > 0:
+                raise DataError(f"{where / volume}: the target is zero everywhere; PSNR and SSIM need a positive data range")
             recon, spent = reconstruct_batches(model, batches, scale)
             summary.add(volume, evaluate_volume(target, recon))
             if example is None:

@@ -124,7 +124,7 @@ def run_published_benchmark(out_dir, data_dir, tables=("a",), progress=True, log
         raise ConfigError(f"tables must be among a, b, got {', '.join(unknown) or 'none'}")
     out_dir, data_dir = Path(out_dir), Path(data_dir)
     selected = [t for t in TABLES if t.key in tables]
-    source = prepare_data(data_dir, selected, "default", progress, splits=("val",))
+    source = prepare_data(data_dir, selected, "default", progress, splits=("val",), keep_demo=True)
     book = load_manifest(manifest)
     networks = {}
     for table in selected:  # every network loaded (downloaded, checked, converted) before any evaluation

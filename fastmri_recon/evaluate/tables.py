@@ -4,9 +4,12 @@ import csv
 import io
 import json
 import math
+import os
+import tempfile
 from pathlib import Path
 
-from fastmri_recon.files import atomic_path
+from fastmri_recon.errors import DataError
+from fastmri_recon.files import make_directory
 from fastmri_recon.evaluate.figures import comparison_figure
 from fastmri_recon.evaluate.metrics import METRIC_NAMES
 
@@ -48,12 +51,17 @@ def write_results(out_dir, results):
     """Write ``results.json`` (everything, per volume included), ``results.csv``, ``results.md``
     and ``reconstructions.png`` (the example slice of every method, with error maps).
 
-    Each file is written atomically.
+    All four are written into a temporary folder inside ``out_dir`` first and renamed into place
+    together, so a failure (a full disk while drawing the figure) leaves none of them.
 
     Returns:
         list of the written paths.
+
+    Raises:
+        DataError: ``out_dir`` cannot be created or written (naming it).
     """
     out_dir = Path(out_dir)
+    make_directory(out_dir)
     buffer = io.StringIO()
     rows = table_rows(results)
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
@@ -64,12 +72,18 @@ def write_results(out_dir, results):
         "results.csv": buffer.getvalue(),
         "results.md": markdown_table(results) + "\n",
     }
-    written = []
-    for name, text in contents.items():
-        with atomic_path(out_dir / name) as tmp:
-            tmp.write_text(text)
-        written.append(out_dir / name)
     volume, index, target, _ = results[0].example
     recons = {result.model: result.example[3] for result in results}
-    written.append(comparison_figure(out_dir / "reconstructions.png", target, recons, f"{volume}, slice {index}"))
-    return written
+    try:
+        with tempfile.TemporaryDirectory(prefix=".results.", dir=out_dir) as staging:
+            staging = Path(staging)
+            for name, text in contents.items():
+                (staging / name).write_text(text)
+            comparison_figure(staging / "reconstructions.png", target, recons, f"{volume}, slice {index}")
+            names = [*contents, "reconstructions.png"]
+            for name in names:
+                os.replace(staging / name, out_dir / name)
+    except (OSError, DataError) as err:  # DataError: a figure's own atomic write failed
+        reason = err.strerror if isinstance(err, OSError) else str(err).rpartition("(")[2].rstrip(")")
+        raise DataError(f"{out_dir}: cannot write the results ({reason or err}); none was written") from None
+    return [out_dir / name for name in names]

@@ -57,10 +57,15 @@ def model_config(model):
 def build_model(architecture, config, origin):
     """Build the registry's ``architecture`` with the constructor ``config`` (no weights yet).
 
+    The config comes from a file that may not be trusted (a published folder, an ``hf://``
+    repository): it must hold plain JSON values (`training.config.check_plain_json`).
+
     Raises:
-        ConfigError: an unknown architecture (with close matches) or a config the class does not take.
+        ConfigError: an unknown architecture (with close matches), a config of other values than
+            plain JSON (a serialized Keras object) or one the class does not take.
     """
     from fastmri_recon.models.registry import build, get_entry
+    from fastmri_recon.training.config import check_plain_json
 
     try:
         cls = get_entry(architecture).load_class()
@@ -71,6 +76,7 @@ def build_model(architecture, config, origin):
     unknown = sorted(set(config) & set(KERAS_KEYS))
     if unknown:
         raise ConfigError(f"{origin}: config: {', '.join(unknown)} are Keras' keys, not constructor arguments")
+    check_plain_json(config, f"{origin}: config")
     try:
         return build(architecture, **config)
     except (TypeError, ValueError) as err:

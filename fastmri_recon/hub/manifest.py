@@ -5,7 +5,7 @@ acquisition, accelerations and data it was trained for), where it lives (Hub rep
 and file name; the repository's ``weights/`` folder for entries not uploaded) and how to check and
 judge it (sha256, size, package version, metrics with the data they were measured on). The format
 is ``weights_manifest.schema.json``; `validate_manifest` adds what a schema cannot say (unique
-names, registered architectures).
+names, registered architectures, a ``file`` inside its folder).
 
 The manifest used by default is ``$FASTMRI_RECON_MANIFEST`` if set, else the one at the root of the
 source tree the package is installed from (``pip install -e .``).
@@ -15,9 +15,9 @@ import dataclasses
 import difflib
 import json
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from fastmri_recon.errors import ConfigError
+from fastmri_recon.errors import ConfigError, quote
 from fastmri_recon.files import write_text
 from fastmri_recon.hub.schema import check, load_schema
 
@@ -48,6 +48,7 @@ def validate_entry(entry, source="entry", hub_required=True):
     if not hub_required:
         entry_schema["required"] = [key for key in entry_schema["required"] if key != "hub"]
     _raise(check(entry, entry_schema, schema), source)
+    _check_file(entry, source)
     _check_format(entry, source)
     _check_architecture(entry, source)
 
@@ -65,6 +66,7 @@ def validate_manifest(manifest, source=MANIFEST_FILE):
         raise ConfigError(f"{source}: duplicate model name(s) {', '.join(duplicates)}")
     for index, entry in enumerate(manifest["models"]):
         where = f"{source}: models[{index}] ({entry['name']})"
+        _check_file(entry, where)
         _check_format(entry, where)
         _check_architecture(entry, where)
 
@@ -73,6 +75,14 @@ def _raise(errors, source):
     if errors:
         more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
         raise ConfigError(f"{source}: {'; '.join(errors[:3])}{more}")
+
+
+def _check_file(entry, source):
+    """The ``file`` is a relative path that stays inside its folder (the repository, the published folder)."""
+    file = entry["file"]
+    parts = PurePosixPath(file).parts
+    if not parts or PurePosixPath(file).is_absolute() or PureWindowsPath(file).anchor or ".." in parts or "\\" in file or "\0" in file:
+        raise ConfigError(f"{source}: file: {quote(file)} leaves its folder; expected a relative path without '..'")
 
 
 def _check_format(entry, source):

@@ -144,9 +144,9 @@ def prepare(entry, original, origin):
     """
     conversion = conversion_for(entry)
     digest, record = check_original(entry, original, conversion, origin)
-    if record is not None and conversion.weights.is_file() and record.get("converted_sha256"):
-        if sha256_file(conversion.weights) == record["converted_sha256"]:
-            return conversion.weights, record["converted_sha256"]
+    converted_earlier = record is not None and record["original_sha256"] == digest and conversion.weights.is_file()
+    if converted_earlier and sha256_file(conversion.weights) == record.get("converted_sha256"):
+        return conversion.weights, record["converted_sha256"]
     legacy = _convert(entry, original, conversion)
     converted = sha256_file(conversion.weights)
     first_use = record is None and entry["sha256"] == UNKNOWN_SHA256

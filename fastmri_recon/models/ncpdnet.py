@@ -27,9 +27,9 @@ with a leaky-ReLU 4-channel 1x1 convolution before its output).
 ``operator_scale`` multiplies both operators, ``A`` and ``A^H D`` (1: the package's orthonormal
 NUFFT). The benchmark code that trained the published NC-PDNet weights used tfkbnufft's ``"ortho"``
 NUFFT, normalised by the 2x-oversampled grid: its operators are those of a grid ``N`` scaled by
-``1 / 2`` in 2D. Its network also cropped each image to the volume's width inside the network, which
-is the package's NUFFT on a grid of that width with the scale ``sqrt(W / N_W) / 2`` (`ncpdnet-benchmark`
-in the registry keeps the grid's width).
+``1 / 2`` in 2D (``2 ** -1.5`` in 3D). Its network also cropped each image to the volume's own size
+``n`` inside the network, which is the package's NUFFT on the grid ``n`` with the scale
+``sqrt(prod(n) / prod(N))`` times that factor (`ncpdnet-benchmark` in the registry keeps the grid).
 """
 
 import keras

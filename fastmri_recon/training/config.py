@@ -13,6 +13,7 @@ options of the other acquisition stay None; giving one is an error.
 
 import dataclasses
 import json
+import math
 import numbers
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from fastmri_recon.data.datasets.nc_config import (
     NonCartesianConfig,
     Volume3DConfig,
 )
-from fastmri_recon.errors import ConfigError
+from fastmri_recon.errors import ConfigError, quote
 from fastmri_recon.models.registry import get_entry
 
 OPTIMIZERS = ("radam", "adam")
@@ -34,6 +35,10 @@ DEMO_VOLUMES = "demo-volumes"
 """``data_dir`` of 3D runs that train on the demo volumes (`data.datasets.volume3d.demo_volumes`)."""
 CARTESIAN_OPTIONS = ("mask_type", "center_fractions", "cache_dir")
 NONCARTESIAN_OPTIONS = ("trajectory", "trajectory_options", "image_shape", "volume_shape", "density_compensation")
+KERAS_OBJECT_KEYS = ("class_name", "module", "config")
+"""Keys of a serialized Keras object (``keras.saving.serialize_keras_object``): refused in constructor arguments."""
+MAX_JSON_VALUES = 10000
+"""Most values (nested ones counted) a constructor configuration may hold."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,8 +88,12 @@ class TrainConfig:
         seed: seed of the weights' initialisation, the data order and the masks.
         strategy: ``auto``, ``one-device``, ``mirrored`` or ``multi-worker``.
         output_dir: parent of the run directory.
-        run_name: the run directory's name (None: derived from the model, coils, mask and
-            accelerations, so the same command resumes the same run).
+        run_name: the run directory's name, a plain folder name inside ``output_dir`` (None:
+            derived from the model, coils, mask and accelerations, so the same command resumes
+            the same run).
+
+    Text fields may not hold NUL characters; ``model_config`` and ``trajectory_options`` hold plain
+    JSON values only (`check_plain_json`).
     """
 
     model: str = "unet"
@@ -125,11 +134,15 @@ class TrainConfig:
             raise ConfigError(f"coils='{self.coils}': expected one of {', '.join(COILS)}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer='{self.optimizer}': expected one of {', '.join(OPTIMIZERS)}")
-        for name in ("epochs", "batch_size", "checkpoint_every"):
-            if getattr(self, name) < 1:
+        for name in ("epochs", "batch_size", "checkpoint_every", "steps_per_epoch", "validation_steps"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)}: expected a positive integer")
-        if not self.learning_rate > 0:
-            raise ConfigError(f"learning_rate={self.learning_rate}: expected a number > 0")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise ConfigError(f"learning_rate={self.learning_rate}: expected a finite number > 0")
+        if self.run_name is not None and (self.run_name in (".", "..") or any(c in self.run_name for c in "/\\")):
+            raise ConfigError(f"run_name={quote(self.run_name)}: expected a folder name (no '/', not '..'), the run directory inside output_dir")
+        check_plain_json(self.model_config, "model_config")
+        check_plain_json(self.trajectory_options, "trajectory_options")
 
     @property
     def acquisition(self):
@@ -185,7 +198,7 @@ def _resolve_acquisition(config):
     for name in foreign:
         if getattr(config, name) is not None:
             raise ConfigError(
-                f"{name}={getattr(config, name)!r}: a {'Cartesian' if not cartesian else 'non-Cartesian'} option, "
+                f"{name}={quote(getattr(config, name))}: a {'Cartesian' if not cartesian else 'non-Cartesian'} option, "
                 f"but model '{config.model}' reconstructs {entry.acquisition} acquisitions"
             )
     dimension = "3D" if volumetric else "2D"
@@ -209,7 +222,7 @@ def _resolve_acquisition(config):
             raise ConfigError(f"coils='{config.coils}': the 3D pipeline simulates single-coil volumes")
         for name in ("contrasts", "phase_augmentation", "slice_selection"):
             if getattr(config, name) not in (None, False, "all"):
-                raise ConfigError(f"{name}={getattr(config, name)!r}: not an option of the 3D model '{config.model}'")
+                raise ConfigError(f"{name}={quote(getattr(config, name))}: not an option of the 3D model '{config.model}'")
     if config.density_compensation is None:
         resolve(config, "density_compensation", True)
     if len(config.accelerations) != 1:
@@ -241,16 +254,55 @@ def _check_value(name, value, kind):
         if not isinstance(items, (list, tuple)) or not items or not all(
             isinstance(v, element) and not isinstance(v, bool) for v in items
         ):
-            raise ConfigError(f"{name}={value!r}: expected a non-empty list of {'numbers' if kind == 'numbers' else 'names'}")
+            raise ConfigError(f"{name}={quote(value)}: expected a non-empty list of {'numbers' if kind == 'numbers' else 'names'}")
         return tuple(items)
     if kind == "sizes":
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
-            raise ConfigError(f"{name}={value!r}: expected a list of positive integers")
+            raise ConfigError(f"{name}={quote(value)}: expected a list of positive integers")
         return tuple(value)
     expected = {"number": numbers.Real, "int": int, "str": str, "dict": dict, "bool": bool}.get(kind, kind)
     if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
-        raise ConfigError(f"{name}={value!r}: expected {getattr(expected, '__name__', kind)}")
+        raise ConfigError(f"{name}={quote(value)}: expected {getattr(expected, '__name__', kind)}")
+    if isinstance(value, str) and "\0" in value:
+        raise ConfigError(f"{name}={quote(value)}: holds a NUL character")
     return value
+
+
+def check_plain_json(value, name):
+    """Check that ``value`` holds plain JSON values only: strings, finite numbers, booleans, None, lists and objects of those.
+
+    Constructor arguments may come from an untrusted ``config.json`` (a published folder, an
+    ``hf://`` repository, a run directory): a dict with the keys of a serialized Keras object
+    (`KERAS_OBJECT_KEYS`) is refused, so that none reaches ``keras.saving.deserialize_keras_object``
+    (e.g. through ``activation``); so is a value of more than `MAX_JSON_VALUES` values.
+
+    Args:
+        value: the value (None passes).
+        name: the field, for messages.
+
+    Raises:
+        ConfigError: naming the field and the part of it at fault (``model_config.activation``).
+    """
+    pending, count = [(name, value)], 0
+    while pending:
+        where, item = pending.pop()
+        count += 1
+        if count > MAX_JSON_VALUES:
+            raise ConfigError(f"{name}: more than {MAX_JSON_VALUES} values; expected a constructor configuration")
+        if isinstance(item, dict):
+            keras_keys = [key for key in KERAS_OBJECT_KEYS if key in item]
+            if keras_keys:
+                raise ConfigError(
+                    f"{where}={quote(item)}: looks like a serialized Keras object (keys {', '.join(keras_keys)}); "
+                    "expected plain JSON values"
+                )
+            if not all(isinstance(key, str) for key in item):
+                raise ConfigError(f"{where}={quote(item)}: expected an object with text keys")
+            pending.extend((f"{where}.{key}", entry) for key, entry in item.items())
+        elif isinstance(item, (list, tuple)):
+            pending.extend((f"{where}[{index}]", entry) for index, entry in enumerate(item))
+        elif not (item is None or isinstance(item, (str, bool, int)) or (isinstance(item, float) and math.isfinite(item))):
+            raise ConfigError(f"{where}={quote(item)}: expected plain JSON values (text, finite numbers, booleans, null, lists, objects)")
 
 
 def _check_types(config):
@@ -271,9 +323,9 @@ def from_dict(values, source="configuration"):
     if not isinstance(values, dict):
         raise ConfigError(f"{source}: expected a mapping of option names to values")
     known = {field.name for field in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(values) - known)
+    unknown = sorted(str(key) for key in set(values) - known)
     if unknown:
-        raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        raise ConfigError(f"{source}: unknown key(s) {quote(', '.join(unknown))[1:-1]} (known: {', '.join(sorted(known))})")
     return TrainConfig(**values)
 
 

@@ -11,13 +11,17 @@ Outputs under ``output_dir`` (written by the chief only, files atomically):
 - ``checkpoints/``: ``tf.train.CheckpointManager`` checkpoints of the model, the optimizer, the
   epoch, the step within the epoch and the best validation metric, every ``checkpoint_every``
   steps and at each epoch's end; a run started again with the same ``output_dir`` resumes from
-  the latest one (the data pipeline is deterministic per epoch, so skipping the batches already
-  seen restores the data position and an interrupted run ends like an uninterrupted one);
+  the latest intact one (the data pipeline is deterministic per epoch, so skipping the batches
+  already seen restores the data position and an interrupted run ends like an uninterrupted one;
+  a corrupt checkpoint is reported on stderr and the one before it used);
 - ``best.weights.h5`` (best validation metric) and ``final.weights.h5``;
 - ``metrics.csv`` (one row per epoch) and ``logs/`` (TensorBoard: losses, metrics, images).
 
 SIGTERM (what SLURM sends before killing a job) makes the loop save a checkpoint after the
-current step and stop; SIGKILL loses at most ``checkpoint_every`` steps.
+current step and stop; SIGKILL loses at most ``checkpoint_every`` steps, and what it left half-written
+(temporary files, ``checkpoints/ckpt-*_temp/``) is removed when a run finishes. A loss or weights
+that turn NaN / Inf stop the run with a `DivergenceError`, the latest checkpoint being the last
+finite one.
 """
 
 import contextlib
@@ -27,6 +31,7 @@ import io
 import math
 import shutil
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -35,7 +40,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from fastmri_recon.files import save_weights, write_text
+from fastmri_recon.errors import ConfigError, DataError, DivergenceError
+from fastmri_recon.files import remove_temporaries, save_weights, write_text
 from fastmri_recon.evaluate.metrics import tf_example_psnr_ssim
 from fastmri_recon.training.strategy import is_chief
 
@@ -139,8 +145,17 @@ class Trainer:
 
     # ----------------------------------------------------------------- steps
     def _build(self, distributed):
-        """Create the model's and the optimizer's variables from the first batch's shapes."""
-        first = next(iter(distributed))
+        """Create the model's and the optimizer's variables from the first batch's shapes.
+
+        Raises:
+            ConfigError: when the training data gives no batch (fewer examples than the batch size).
+        """
+        try:
+            first = next(iter(distributed))
+        except (StopIteration, tf.errors.OutOfRangeError):
+            raise ConfigError(
+                f"batch_size={self.config.global_batch_size}: the training data holds fewer examples than one batch"
+            ) from None
 
         def build_fn(inputs, target):
             self.model(inputs, training=False)
@@ -155,11 +170,27 @@ class Trainer:
         if not self.chief:  # every worker saves (collectively), only the chief keeps the files
             directory = self.output_dir / f".worker-{self.strategy.cluster_resolver.task_id}"
         self.manager = tf.train.CheckpointManager(checkpoint, str(directory), max_to_keep=2)
-        if self.manager.latest_checkpoint:
-            checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+        self._restore(checkpoint)
         self._train_step = tf.function(self._train_step_fn, reduce_retracing=True)
         self._val_step = tf.function(self._val_step_fn, reduce_retracing=True)
         self._built = True
+
+    def _restore(self, checkpoint):
+        """Restore the latest intact checkpoint, if any: a corrupt one is reported on stderr and the one before it used.
+
+        Raises:
+            DataError: when every checkpoint is corrupt.
+        """
+        candidates = list(reversed(self.manager.checkpoints))
+        for path in candidates:
+            try:
+                checkpoint.restore(path).assert_existing_objects_matched()
+                return
+            except (tf.errors.OpError, AssertionError, ValueError) as err:
+                reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+                print(f"warning: {path}: corrupt checkpoint, not used ({reason})", file=sys.stderr)
+        if candidates:
+            raise DataError(f"{self.manager.directory}: every checkpoint is corrupt; remove the folder to train the run from the start")
 
     def _train_step_fn(self, iterator):
         def step(inputs, target):
@@ -203,6 +234,8 @@ class Trainer:
                 loss = float(self._train_step(iterator))
             except (StopIteration, tf.errors.OutOfRangeError):
                 break
+            if not math.isfinite(loss):
+                raise self._diverged(f"the training loss became {loss} at epoch {epoch + 1}, step {step + 1}")
             step += 1
             losses.append(loss)
             self.step_in_epoch.assign(step)
@@ -212,7 +245,7 @@ class Trainer:
                 with writer.as_default(step=self.optimizer.iterations):
                     tf.summary.scalar("train/loss", loss)
             if step % self.config.checkpoint_every == 0 or stop.requested:
-                self.manager.save()
+                self._checkpoint()
             if stop.requested:
                 return losses, time.perf_counter() - tic, True
         return losses, time.perf_counter() - tic, False
@@ -242,6 +275,21 @@ class Trainer:
                 tf.summary.image("val/target_vs_reconstruction", tf.concat([target[:1], prediction[:1]], axis=2)[..., None] / scale)
         return metrics
 
+    def _diverged(self, what):
+        kept = self.manager.latest_checkpoint
+        where = f"the latest checkpoint, {Path(kept).name}, holds finite weights" if kept else "no checkpoint was written"
+        return DivergenceError(f"{self.output_dir}: {what}; training stopped (learning rate too high? bad data?), {where}")
+
+    def _checkpoint(self):
+        """Save a checkpoint of finite weights.
+
+        Raises:
+            DivergenceError: when a weight is NaN / Inf (nothing saved: the latest checkpoint stays the last finite one).
+        """
+        if not all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in self.model.trainable_variables):
+            raise self._diverged(f"weights became NaN or Inf by step {int(self.step_in_epoch.numpy())} of epoch {int(self.epoch.numpy()) + 1}")
+        self.manager.save()
+
     def _metric_value(self, metrics):
         name = self.config.best_metric
         value = metrics[f"val_{name}"]
@@ -261,8 +309,17 @@ class Trainer:
         path = self.output_dir / METRICS_CSV
         if not path.is_file():
             return []
-        with open(path, newline="") as handle:
-            return [row for row in csv.DictReader(handle) if int(row["epoch"]) <= int(self.epoch.numpy())]
+        try:
+            with open(path, newline="") as handle:
+                return [row for row in csv.DictReader(handle) if int(row["epoch"]) <= int(self.epoch.numpy())]
+        except (KeyError, TypeError, ValueError, csv.Error) as err:  # UnicodeDecodeError is a ValueError
+            raise DataError(f"{path}: not a metrics file of this loop (no integer 'epoch' column: {err}); move it away to resume") from None
+
+    def _remove_leftovers(self):
+        """Remove what an interrupted process left half-written: temporary files and TensorFlow's ``ckpt-*_temp/``."""
+        remove_temporaries(self.output_dir)
+        for leftover in (self.output_dir / "checkpoints").glob("ckpt-*_temp"):
+            shutil.rmtree(leftover, ignore_errors=True)
 
     def fit(self):
         """Train (or resume) until ``config.epochs``; return a summary dict.
@@ -270,6 +327,11 @@ class Trainer:
         Returns:
             dict with ``epochs_done``, ``steps``, ``seconds_per_step``, ``best`` (metric name and
             value), ``stopped`` (True when a SIGTERM stopped the run) and the output paths.
+
+        Raises:
+            ConfigError: the training data holds fewer examples than one batch.
+            DataError: ``metrics.csv`` is not this loop's.
+            DivergenceError: the loss or the weights became NaN / Inf.
         """
         self.output_dir.mkdir(parents=True, exist_ok=True)
         if not self._built:
@@ -293,7 +355,7 @@ class Trainer:
                         self._save_weights("best.weights.h5")
                 self.epoch.assign(epoch + 1)
                 self.step_in_epoch.assign(0)
-                self.manager.save()
+                self._checkpoint()
                 row = {"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else math.nan, **metrics, "seconds": spent}
                 rows.append(row)
                 if self.chief:
@@ -302,6 +364,7 @@ class Trainer:
                         print("  ".join(f"{k}: {v:.4g}" for k, v in metrics.items()))
         if self.chief and not stopped:
             self._save_weights("final.weights.h5")
+            self._remove_leftovers()
         if not self.chief:
             shutil.rmtree(self.manager.directory, ignore_errors=True)
         writer.flush()

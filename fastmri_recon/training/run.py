@@ -3,7 +3,8 @@
 The run directory (``output_dir/run_name``) holds ``config.json`` (the resolved configuration,
 the package version and the strategy), the loop's checkpoints, weights and logs, and
 ``summary.json``. Starting the same configuration again resumes the run; only ``epochs`` (to train
-longer) and ``cache_dir`` (the same batches from a TFRecord cache) may change between the two.
+longer) and ``cache_dir`` (the same batches from a TFRecord cache) may change between the two. The
+process training a run locks its directory (``.lock``): a second one started on it is refused.
 
 The model's acquisition picks the data (`acquisition`): Cartesian models train on the single- /
 multi-coil pipelines of ``data_dir/{coils}_{train,val}/``, 2D non-Cartesian models on radial /
@@ -12,7 +13,9 @@ simulated from the volumes of ``data_dir/volumes_{train,val}/`` (NIfTI) or from 
 (``data_dir: demo-volumes``, `data.datasets.volume3d`); their validation PSNR / SSIM are per volume.
 """
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 from pathlib import Path
 
@@ -30,10 +33,11 @@ from fastmri_recon.data.datasets import (
     singlecoil_dataset,
 )
 from fastmri_recon.data.datasets.volume3d import nifti_paths
+from fastmri_recon.data.datasets.volumes import reading_errors
 from fastmri_recon.data.h5 import FastMRIFile, list_volumes
-from fastmri_recon.errors import ConfigError
+from fastmri_recon.errors import ConfigError, quote
 from fastmri_recon.evaluate.evaluate import NonCartesianAcquisition
-from fastmri_recon.files import write_text
+from fastmri_recon.files import make_directory, write_text
 from fastmri_recon.models.registry import build, get_entry
 from fastmri_recon.models.weights import load_checked
 from fastmri_recon.training.config import DEMO_VOLUMES, from_dict
@@ -44,6 +48,8 @@ from fastmri_recon.training.strategy import describe, is_chief, make_strategy
 
 CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
+LOCK_FILE = ".lock"
+"""Locked by the process training a run (`run_training`): a second one is refused."""
 DEMO_VOLUME_SPLITS = {"train": (6, 0), "val": (2, 1)}
 """The demo volumes of 3D runs with ``data_dir: demo-volumes``: split -> (volumes, seed of `demo_volumes`)."""
 
@@ -190,11 +196,30 @@ def _optimizer(config):
     return keras.optimizers.Adam(learning_rate=config.learning_rate)
 
 
+def read_run_config(run_dir):
+    """A run directory's ``config.json``: ``(TrainConfig, crop_size)``.
+
+    Raises:
+        ConfigError: naming the file when it is not valid JSON, lacks the ``config`` object or the
+            ``crop_size`` (2 or 3 positive integers), or holds a bad configuration.
+    """
+    path = Path(run_dir) / CONFIG_FILE
+    try:
+        stored = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not valid JSON ({err}); expected a run's config.json") from None
+    if not isinstance(stored, dict) or not isinstance(stored.get("config"), dict):
+        raise ConfigError(f"{path}: no 'config' object (the run's configuration); expected a run's config.json")
+    crop_size = stored.get("crop_size")
+    if not (isinstance(crop_size, list) and len(crop_size) in (2, 3) and all(type(n) is int and n > 0 for n in crop_size)):
+        raise ConfigError(f"{path}: crop_size={quote(crop_size)}: expected 2 or 3 positive integers")
+    return from_dict(stored["config"], str(path)), tuple(crop_size)
+
+
 def _check_resumable(run_dir, config):
-    path = run_dir / CONFIG_FILE
-    if not path.is_file():
+    if not (run_dir / CONFIG_FILE).is_file():
         return
-    previous = from_dict(json.loads(path.read_text())["config"], str(path)).to_json()  # later fields: defaults
+    previous = read_run_config(run_dir)[0].to_json()  # later fields: defaults
     changed = sorted(k for k, v in config.to_json().items() if previous.get(k) != v and k not in ("epochs", "cache_dir"))
     if changed:
         raise ConfigError(
@@ -205,6 +230,25 @@ def _check_resumable(run_dir, config):
 
 def _write_json(path, content):
     write_text(path, json.dumps(content, indent=2) + "\n")
+
+
+@contextlib.contextmanager
+def _run_lock(run_dir, chief):
+    """Hold an exclusive lock on the run directory (``.lock``) inside the block; only the chief takes it.
+
+    Raises:
+        ConfigError: when another process holds it (it is training the same run).
+    """
+    if not chief:
+        yield
+        return
+    make_directory(run_dir)
+    with open(run_dir / LOCK_FILE, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"{run_dir}: another process is training this run; wait for it to end or choose another --run-name") from None
+        yield
 
 
 def run_training(config, dry_run=False, progress=True):
@@ -220,7 +264,9 @@ def run_training(config, dry_run=False, progress=True):
         loop's summary) and ``run_dir``.
 
     Raises:
-        ConfigError / DataError: for a bad configuration or data directory.
+        ConfigError / DataError: for a bad configuration or data directory, or a run another
+            process is training.
+        DivergenceError: the loss or the weights became NaN / Inf.
     """
     strategy, kind = make_strategy(config.strategy)
     description = describe(strategy, kind)
@@ -231,6 +277,13 @@ def run_training(config, dry_run=False, progress=True):
     build_model(config, crop_size)  # and on a bad model_config
     if dry_run:
         return {"strategy": description, "config": config.to_json(), "run_dir": str(config.run_dir)}
+    with _run_lock(config.run_dir, is_chief(strategy)):
+        summary = _fit(config, strategy, description, crop_size, progress)
+    return {"strategy": description, "config": config.to_json(), "summary": summary, "run_dir": str(config.run_dir)}
+
+
+def _fit(config, strategy, description, crop_size, progress):
+    """`run_training` once the configuration is checked: write config.json, train, write summary.json; the summary."""
     run_dir = config.run_dir
     _check_resumable(run_dir, config)
     if is_chief(strategy):
@@ -263,14 +316,27 @@ def run_training(config, dry_run=False, progress=True):
                 progress=progress,
             ),
         )
-        summary = trainer.fit()
+        with reading_errors():
+            summary = trainer.fit()
     finally:
         keras.mixed_precision.set_global_policy(policy)
     if summary["steps"] == 0 and (run_dir / SUMMARY_FILE).is_file():  # a finished run: keep what it reported
         summary = json.loads((run_dir / SUMMARY_FILE).read_text())
     elif is_chief(strategy):
         _write_json(run_dir / SUMMARY_FILE, summary)
-    return {"strategy": description, "config": config.to_json(), "summary": summary, "run_dir": str(run_dir)}
+    return summary
+
+
+def is_run_directory(path):
+    """Whether ``path`` is a training run directory (a folder with the run's ``config.json``)."""
+    path = Path(path)
+    if not (path / CONFIG_FILE).is_file():
+        return False
+    try:
+        stored = json.loads((path / CONFIG_FILE).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return isinstance(stored, dict) and "config" in stored and "crop_size" in stored
 
 
 def load_trained_model(run_dir, weights="best"):
@@ -284,18 +350,17 @@ def load_trained_model(run_dir, weights="best"):
         ``(model, config)``: the built ``keras.Model`` with the weights loaded and the `TrainConfig`.
 
     Raises:
-        ConfigError: when the directory is not a run directory, lacks the weights, or its weights
-            do not match its configuration.
+        ConfigError: when the directory is not a run directory (no or a bad ``config.json``), lacks
+            the weights, or its weights do not match its configuration.
     """
     run_dir = Path(run_dir)
     config_path = run_dir / CONFIG_FILE
     if not config_path.is_file():
         raise ConfigError(f"{run_dir}: not a training run directory (no {CONFIG_FILE})")
-    stored = json.loads(config_path.read_text())
-    config = from_dict(stored["config"], str(config_path))
+    config, crop_size = read_run_config(run_dir)
     weights_path = run_dir / f"{weights}.weights.h5"
     if not weights_path.is_file():
         raise ConfigError(f"{run_dir}: no {weights_path.name} (has the run finished an epoch?)")
-    model = build_model(config, stored["crop_size"])
+    model = build_model(config, crop_size)
     load_checked(model, weights_path, config.coils == "multicoil", f"model '{config.model}' of {config_path}")
     return model, config

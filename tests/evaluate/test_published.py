@@ -75,3 +75,31 @@ def test_published_table_a_on_the_demo_data(demo_dir, tmp_path):
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1 and "HF_HUB_OFFLINE" in missing.stderr
     assert not (tmp_path / "out2").exists()  # refused before any evaluation
+
+
+@pytest.mark.e2e
+def test_evaluate_and_reconstruct_take_published_names(demo_dir, tmp_path):
+    """One resolver for --model: registry names, manifest names (the papers' and the demo weights), run folders."""
+    manifest, cache = fake_hub(tmp_path)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache), "FASTMRI_RECON_CACHE": str(tmp_path / "c"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = run(["evaluate", demo_dir / "singlecoil_val", "--model", "zero-filled", "--model", "pdnet-fastmri", "--manifest", manifest, "--quiet"], env)
+    assert done.returncode == 0, done.stderr
+    assert "| pdnet-fastmri | random x4 (cf 0.08) |" in done.stdout and "| zero-filled |" in done.stdout
+    demo = run(["evaluate", demo_dir / "singlecoil_val", "--model", "unet-demo-singlecoil", "--quiet"], env)
+    assert demo.returncode == 0, demo.stderr  # 128 x 128 weights on 32 x 32 data: the output size comes from the data
+    assert "| unet-demo-singlecoil |" in demo.stdout
+    unknown = run(["evaluate", demo_dir / "singlecoil_val", "--model", "pdnet-fastmr", "--manifest", manifest], env)
+    assert unknown.returncode == 2 and "did you mean pdnet-fastmri" in unknown.stderr
+    out = tmp_path / "recon"
+    rebuilt = run(["reconstruct", "--model", "pdnet-fastmri", "--manifest", manifest, demo_dir / "singlecoil_test", out, "--quiet"], env)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in (demo_dir / "singlecoil_test").glob("*.h5"))
+    # weights trained at 128 x 128 on 32 x 32 data: the output size comes from the header, before any work
+    resized = run(["reconstruct", "--model", "unet-demo-singlecoil", demo_dir / "singlecoil_test", tmp_path / "demo-out", "--quiet"], env)
+    assert resized.returncode == 0, resized.stderr
+    import h5py
+
+    with h5py.File(next((tmp_path / "demo-out").glob("*.h5"))) as handle:
+        assert handle["reconstruction"].shape[1:] == (32, 32)
+    baseline = run(["reconstruct", "--model", "zero-filled", demo_dir / "singlecoil_test", tmp_path / "zf-out", "--quiet"], env)
+    assert baseline.returncode == 0, baseline.stderr

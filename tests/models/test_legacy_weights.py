@@ -151,6 +151,24 @@ def test_ncpdnet_blocks_match_and_the_network_within_the_nufft_difference():
     assert relative(out, io["output"][..., 0]) <= original_error
 
 
+@pytest.mark.parametrize("cropped", [True, False])
+def test_ncpdnet_3d_matches_within_the_nufft_difference(cropped):
+    """3D: tfkbnufft's NUFFT is the orthonormal one over the 2x grid, 2**-1.5 of the package's; the
+    original crops the volume to ``orig_shape`` inside the network: the package's NUFFT on that grid."""
+    io = fixture("ncpdnet3d")
+    grid = tuple(int(n) for n in io["orig_shape"][0]) if cropped else (16, 16, 16)
+    scale = 2**-1.5 * np.sqrt(np.prod(grid) / 16**3)
+    config = dict(n_iter=2, n_filters=4, image_shape=grid, operator_scale=scale)
+    model = from_keras2(FIXTURES / "ncpdnet3d_small.h5", "ncpdnet-benchmark", config)
+    if cropped:
+        block_input = io["block_image_net_0_input"]
+        block = block_input[..., :5] + model.primal_cnns[0](block_input).numpy()
+        assert relative(block, io["block_image_net_0_output"]) <= TOLERANCE
+    kspace, trajectory, density = io["kspace"][:, 0, :, 0], io["traj"], io["dcomp"][:, 0].astype(np.float32)
+    expected = io["output" if cropped else "output_full_shape"][..., 0]
+    assert relative(model((kspace, trajectory, density)).numpy(), expected) <= 1e-3  # tfkbnufft: 8e-4 from the NDFT
+
+
 def _swap(path, first, second, what):
     """Swap two datasets (``what="dataset"``) or two layers' places in ``layer_names`` (``what="layer"``)."""
     with h5py.File(path, "r+") as handle:
@@ -268,6 +286,13 @@ PAPER_SIZE = {
     "kikinet": ("kikinet", "kiki-net-benchmark", {"crop_size": (320, 320)}, False, "full-model"),
     "xpdnet": ("xpdnet", "xpdnet-challenge", {"crop_size": (320, 320)}, True, "weights"),
     "ncpdnet": ("ncpdnet", "ncpdnet-benchmark", {}, False, "weights"),
+    "ncpdnet-3d": (
+        "ncpdnet3d",
+        "ncpdnet-benchmark",
+        {"image_shape": (176, 256, 256), "n_iter": 6, "n_filters": 16, "operator_scale": 2**-1.5},
+        False,
+        "weights",
+    ),
     "ncpdnet-multicoil": (
         "ncpdnet_multicoil",
         "ncpdnet-benchmark",

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from fastmri_recon.data.datasets.config import InferenceConfig
 from fastmri_recon.data.datasets.transforms import sensitivity_maps
-from fastmri_recon.data.datasets.volumes import common_shape, read_slices, scan_volumes
+from fastmri_recon.data.datasets.volumes import common_shape, read_slices, recorded, scan_volumes
 from fastmri_recon.data.masks import apply_padding
 from fastmri_recon.errors import ConfigError
 from fastmri_recon.ops.masking import apply_mask
@@ -33,7 +33,8 @@ def inference_dataset(directory, config=InferenceConfig()):
         pipelines: kspace complex64 ``(batch, [coils,] H, W)`` multiplied by ``config.scale_factor``,
         mask float32 ``(batch, W)`` (the file's mask, columns outside the header's acquired range
         zeroed), smaps complex64 ``(batch, coils, H, W)``. ``batch`` is at most
-        ``config.batch_size``.
+        ``config.batch_size``. A slice that cannot be read (NaN / Inf values, a corrupt file)
+        fails the iteration; inside `volumes.reading_errors` as the `DataError` naming its file.
 
     Raises:
         DataError: naming the file, for a corrupt file or one without ``mask`` (unless
@@ -56,6 +57,7 @@ def inference_dataset(directory, config=InferenceConfig()):
     masks = [apply_padding(v.mask, *v.padding) for v in volumes]
     scale = tf.constant(config.scale_factor, tf.complex64)
 
+    @recorded
     def read(index, start, stop):
         volume = volumes[int(index)]
         kspace = read_slices(volume, slice(int(start), int(stop)), with_target=False)

@@ -2,9 +2,11 @@
 
 Every file's structure is checked when a pipeline is built (`scan_volumes`), so that a bad file is
 reported by name before any training starts; the k-space values (NaN / Inf) are checked as slices
-are read (`read_slices`).
+are read (`read_slices`). tf.data wraps what a reader raises in a TensorFlow error: the readers
+record their `DataError` (`recorded`) and `reading_errors` raises it as it is, one line naming the file.
 """
 
+import contextlib
 import dataclasses
 import warnings
 from pathlib import Path
@@ -52,12 +54,7 @@ def _volume_info(path, multicoil, need_target):
         if not need_target and handle.mask is None:
             raise DataError(f"{path}: has no 'mask'; inference reads files with their own sampling mask")
         header = handle.header
-        padding = (header.padding_left, header.padding_right)
-        if not 0 <= padding[0] <= padding[1] <= handle.kspace_shape[-1]:
-            raise DataError(
-                f"{path}: header gives acquired columns {padding}, outside the k-space's "
-                f"{handle.kspace_shape[-1]} columns"
-            )
+        padding = (header.padding_left, header.padding_right)  # within the k-space: checked by FastMRIFile
         return VolumeInfo(
             path=Path(path),
             num_slices=handle.num_slices,
@@ -240,12 +237,41 @@ def slice_reader(volumes, kspace_shape, target_shape):
     )
 
 
+_READ_ERRORS = []
+"""The `DataError`s raised by `recorded` readers since `reading_errors` was entered."""
+
+
+def recorded(read_numpy):
+    """``read_numpy`` (a NumPy reader run inside tf.data) remembering the `DataError` it raises, for `reading_errors`."""
+
+    def read(*args):
+        try:
+            return read_numpy(*args)
+        except DataError as err:
+            _READ_ERRORS.append(err)
+            raise
+
+    return read
+
+
+@contextlib.contextmanager
+def reading_errors():
+    """Inside the block, a pipeline whose `recorded` reader failed raises the reader's `DataError`, not TensorFlow's error."""
+    _READ_ERRORS.clear()
+    try:
+        yield
+    except tf.errors.OpError:
+        if not _READ_ERRORS:
+            raise
+        raise _READ_ERRORS[0] from None
+
+
 def numpy_slice_reader(read_numpy, kspace_shape, target_shape):
     """A graph function reading slices with a NumPy function (through ``tf.numpy_function``).
 
     Args:
         read_numpy: ``read_numpy(file_index, slice_index) -> (kspace, target)`` with Python int
-            indices, returning complex64 and float32 arrays.
+            indices, returning complex64 and float32 arrays (its `DataError` is `recorded`).
         kspace_shape: static k-space shape of one slice.
         target_shape: static target shape ``(h, w)``.
 
@@ -253,6 +279,8 @@ def numpy_slice_reader(read_numpy, kspace_shape, target_shape):
         ``read(file_index, slice_index) -> (kspace, target)`` on int tensors: complex64
         ``kspace_shape`` and float32 ``target_shape`` tensors.
     """
+
+    read_numpy = recorded(read_numpy)
 
     def read(file_index, slice_index):
         kspace, target = tf.numpy_function(

@@ -49,7 +49,7 @@ class UNet(keras.layers.Layer):
         ``(batch, H, W, out_channels)`` in the layer's compute dtype.
 
     Raises:
-        ConfigError: for an unknown pooling, upsampling or normalisation.
+        ConfigError: for an unknown pooling, upsampling or normalisation, or no levels.
     """
 
     def __init__(
@@ -74,6 +74,8 @@ class UNet(keras.layers.Layer):
                 f"got {pooling!r} and {upsampling!r}"
             )
         self.filters = tuple(int(f) for f in filters)
+        if not self.filters or min(self.filters) < 1:
+            raise ConfigError(f"U-net filters must be one positive number per level, got {list(self.filters)}")
         self.n_convs = n_convs
         self.out_channels = out_channels
         self.kernel_size = kernel_size
