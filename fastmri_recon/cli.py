@@ -582,16 +582,25 @@ def weights_publish(run_dir, repo_id, name, which, output_dir, eval_dir, manifes
 @click.option("--model", "model_spec", required=True, help="Manifest name, hf:// URL, published folder, run directory, .weights.h5 file or a registered baseline.")
 @click.option("--weights", "which", type=click.Choice(["best", "final"]), default="best", show_default=True, help="Weights of run directories.")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1), help="Slices per model call.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["hdf5", "nifti", "dicom"]),
+    default="hdf5",
+    show_default=True,
+    help="hdf5: fastMRI submission files; nifti: NAME.nii.gz with the header's geometry; dicom: a series folder NAME/ per volume.",
+)
 @MANIFEST_OPTION
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def reconstruct(input_dir, output_dir, model_spec, which, batch_size, manifest, quiet):
+def reconstruct(input_dir, output_dir, model_spec, which, batch_size, output_format, manifest, quiet):
     """Reconstruct the test files of INPUT_DIR into fastMRI submission files in OUTPUT_DIR.
 
     Input files carry their undersampled k-space and mask (fastMRI test / challenge files, the demo
-    data's *_test splits). Each output file has the input's name and one dataset, 'reconstruction':
-    float32 (slices, h, w), in the data's units (k-space scaling undone), at the header's
-    reconstruction size (the model's output size is taken from the data, whatever its weights'
-    training size).
+    data's *_test splits, files written by 'fastmri-recon convert'). Each output file has the
+    input's name and one dataset, 'reconstruction': float32 (slices, h, w), in the data's units
+    (k-space scaling undone), at the header's reconstruction size (the model's output size is taken
+    from the data, whatever its weights' training size). --format nifti / dicom write images with
+    the scan's geometry instead (DICOM: an anonymous patient; needs the 'raw' extra).
     """
     _import_tensorflow_quietly()
     from fastmri_recon.data.datasets.config import DEFAULT_SCALE_FACTOR
@@ -609,8 +618,31 @@ def reconstruct(input_dir, output_dir, model_spec, which, batch_size, manifest, 
             raise click.BadParameter(f"'{model_spec}' is a non-Cartesian model: reconstruct handles Cartesian data", param_hint="--model")
         pretrained = load_source(source, crop_size=size)
         model, scale, origin = pretrained.model, pretrained.scale_factor, f"{pretrained.name}, {source.origin}"
-    written = reconstruct_directory(model, input_dir, output_dir, scale, batch_size, not quiet)
+    label = model_spec if model_spec in ENTRIES else pretrained.name
+    written = reconstruct_directory(model, input_dir, output_dir, scale, batch_size, not quiet, output_format, label)
     click.echo(f"{len(written)} reconstructions written to {output_dir} ({origin})")
+
+
+@cli.command()
+@click.argument("input_file", type=click.Path(path_type=Path))
+@click.argument("output_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--coils", type=click.IntRange(min=1), help="Compress to this many virtual coils [default: keep the coils].")
+@click.option("--compression", type=click.Choice(["svd", "geometric"]), default="svd", show_default=True, help="Coil compression method.")
+def convert(input_file, output_dir, coils, compression):
+    """Convert raw scanner data (ISMRMRD .h5 / .mrd, Siemens twix .dat) into fastMRI files in OUTPUT_DIR.
+
+    K-space is ordered (slices, coils, read-out, phase encoding) with the read-out oversampling kept,
+    the ISMRMRD header carried over without personal fields, the sampling mask recovered from the
+    line counters (ACS lines included), noise pre-scans used for pre-whitening, averages summed and
+    one file per repetition / contrast. A fully sampled scan gets fastMRI's target (for 'evaluate'),
+    an undersampled one its mask (for 'reconstruct'). Needs the 'raw' extra (pip install
+    "fastmri-recon[raw]").
+    """
+    _import_tensorflow_quietly()  # the data modules import it
+    from fastmri_recon.data.raw import convert as convert_raw
+
+    written = convert_raw(input_file, output_dir, coils, compression)
+    click.echo(f"{len(written)} file(s) written: {', '.join(str(p) for p in written)}")
 
 
 MAX_MESSAGE = 2000

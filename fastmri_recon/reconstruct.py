@@ -8,6 +8,11 @@ center-cropped to the header's reconstruction size, is written as a fastMRI subm
 input's file name, dataset ``reconstruction``, float32 ``(slices, h, w)``. The files are written
 beside their destination under temporary names and renamed together once every volume is done, so
 a failure leaves none of them.
+
+``output_format="nifti"`` writes ``NAME.nii.gz`` instead (the geometry from the input's header,
+`outputs.write_nifti`) and ``"dicom"`` a DICOM series folder ``NAME/`` per volume (MR Image Storage,
+anonymous patient, the series description naming the model and the acceleration,
+`outputs.write_dicom_series`); those are written once every volume has been reconstructed.
 """
 
 import contextlib
@@ -23,8 +28,11 @@ from fastmri_recon.ops.crop import center_crop
 from fastmri_recon.progress import progress_bar
 
 
-def _write_volume(input_dir, output_dir, name, indices, images, scale_factor, pending):
-    """Write a volume's reconstruction under a temporary name that ``pending`` (an ExitStack) renames at its end."""
+OUTPUT_FORMATS = ("hdf5", "nifti", "dicom")
+
+
+def _volume(input_dir, name, indices, images, scale_factor):
+    """A volume's reconstruction in the data's units, cropped to its header's size: float32 ``(slices, h, w)``."""
     with FastMRIFile(Path(input_dir) / name) as handle:
         height, width = handle.header.target_shape
     order = np.argsort(np.concatenate(indices))
@@ -34,12 +42,31 @@ def _write_volume(input_dir, output_dir, name, indices, images, scale_factor, pe
             f"{Path(input_dir) / name}: the model returns {volume.shape[-2]} x {volume.shape[-1]} images, smaller than "
             f"the header's reconstruction size {height} x {width} (weights trained for another image size)"
         )
-    path = Path(output_dir) / name
-    write_reconstruction(pending.enter_context(atomic_path(path)), center_crop(volume, (height, width)))
-    return path
+    return center_crop(volume, (height, width))
 
 
-def reconstruct_directory(model, input_dir, output_dir, scale_factor=DEFAULT_SCALE_FACTOR, batch_size=8, progress=True):
+def _write_image_volume(input_path, output_dir, volume, output_format, description):
+    """Write a reconstruction as NIfTI (``NAME.nii.gz``) or a DICOM series (``NAME/``); return the path."""
+    from fastmri_recon.outputs import image_geometry, write_dicom_series, write_nifti
+
+    geometry = image_geometry(input_path)
+    with FastMRIFile(input_path) as handle:
+        mask, patient = handle.mask, handle.attrs.get("patient_id", input_path.name)
+    acceleration = f" x{mask.size / max(mask.sum(), 1):.1f}" if mask is not None else ""
+    label = f"{description}{acceleration}"
+    stem = Path(output_dir) / input_path.stem
+    if output_format == "nifti":
+        path = stem.with_name(f"{stem.name}.nii.gz")
+        write_nifti(path, volume, geometry, label)
+        return path
+    write_dicom_series(stem, volume, geometry, label, str(patient), seed=input_path.name)
+    return stem
+
+
+def reconstruct_directory(
+    model, input_dir, output_dir, scale_factor=DEFAULT_SCALE_FACTOR, batch_size=8, progress=True, output_format="hdf5",
+    description="fastmri-recon",
+):
     """Reconstruct every file of ``input_dir`` into a submission file of the same name in ``output_dir``.
 
     Args:
@@ -49,12 +76,15 @@ def reconstruct_directory(model, input_dir, output_dir, scale_factor=DEFAULT_SCA
         scale_factor: the k-space scaling the model was trained with.
         batch_size: slices per model call.
         progress: a progress bar over the batches.
+        output_format: ``"hdf5"`` (fastMRI submission files), ``"nifti"`` or ``"dicom"``.
+        description: the model, as NIfTI / DICOM series descriptions name it (the acceleration is added).
 
     Returns:
-        list of the written paths, in file-name order.
+        list of the written paths (files, or DICOM series folders), in file-name order.
 
     Raises:
-        ConfigError: ``output_dir`` is ``input_dir``, or a non-Cartesian model.
+        ConfigError: ``output_dir`` is ``input_dir``, a non-Cartesian model, an unknown format or
+            (DICOM) pydicom missing.
         DataError: a missing / empty directory, a bad file (NaN / Inf values included), a file
             without ``mask``, an ``output_dir`` that cannot be created or written; no file is written.
     """
@@ -65,21 +95,32 @@ def reconstruct_directory(model, input_dir, output_dir, scale_factor=DEFAULT_SCA
         raise ConfigError(f"{output_dir}: the output directory must differ from the input directory")
     if getattr(model, "acquisition", "cartesian") != "cartesian":
         raise ConfigError(f"{type(model).__name__}: reconstruct handles Cartesian data and models only")
+    if output_format not in OUTPUT_FORMATS:
+        raise ConfigError(f"output format must be one of {', '.join(OUTPUT_FORMATS)}, got {output_format!r}")
+    if output_format == "dicom":
+        from fastmri_recon.data.raw.optional import require
+
+        require("pydicom", "writing DICOM files")  # before any work
     with FastMRIFile(list_volumes(input_dir)[0]) as first:
         smaps = "acs" if first.is_multicoil and model.needs_smaps else None
     config = InferenceConfig(batch_size=batch_size, scale_factor=scale_factor, sensitivity_maps=smaps)
     dataset = inference_dataset(input_dir, config)
     make_directory(output_dir)
-    written, current, indices, images = [], None, [], []
-    with contextlib.ExitStack() as pending, reading_errors(), progress_bar(dataset, "reconstruct", "batch", progress) as batches:
+    volumes, current, indices, images = {}, None, [], []
+    with reading_errors(), progress_bar(dataset, "reconstruct", "batch", progress) as batches:
         for names, slices, inputs in batches:
             name = names[0].numpy().decode()
             if current is not None and name != current:
-                written.append(_write_volume(input_dir, output_dir, current, indices, images, scale_factor, pending))
+                volumes[current] = _volume(input_dir, current, indices, images, scale_factor)
                 indices, images = [], []
             current = name
             indices.append(slices.numpy())
             images.append(np.asarray(model(inputs, training=False), np.float32))
         if current is not None:
-            written.append(_write_volume(input_dir, output_dir, current, indices, images, scale_factor, pending))
-    return written
+            volumes[current] = _volume(input_dir, current, indices, images, scale_factor)
+    if output_format != "hdf5":
+        return [_write_image_volume(Path(input_dir) / n, output_dir, v, output_format, description) for n, v in volumes.items()]
+    with contextlib.ExitStack() as pending:  # every file under a temporary name, all renamed at the end
+        for name, volume in volumes.items():
+            write_reconstruction(pending.enter_context(atomic_path(Path(output_dir) / name)), volume)
+    return [Path(output_dir) / name for name in volumes]

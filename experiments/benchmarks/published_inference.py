@@ -15,17 +15,15 @@ do not depend on the weights' values. Each network first runs once untimed (conv
 cache, as a user's first call). Then, per round, volumes of 1 and of ``--slices`` slices are
 reconstructed; the time per slice is the difference of the two medians divided by the extra slices
 (process start, TensorFlow import, model building and tracing cancel out), the fixed cost is the
-1-slice median, and the peak memory is the largest peak resident set size (``ru_maxrss`` of the child
-process, MiB) of the runs. NC-PDNet is measured by a Python call (``reconstruct`` takes Cartesian models
+1-slice median, and the peak memory is the largest peak resident set size of the runs (each command's own
+``ru_maxrss``, MiB, read by a wrapper process whose only child it is). NC-PDNet is measured by a Python call (``reconstruct`` takes Cartesian models
 only): the model on a 640 x 400 grid and a golden-angle radial acquisition at acceleration 4 (252 spokes of 1280
 samples), in a fresh process, its time per call measured the same way.
 
     OMP_WAIT_POLICY=PASSIVE python experiments/benchmarks/published_inference.py --repeats 3 --slices 3
 """
 
-import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -84,24 +82,34 @@ def write_test_files(folder, multicoil, slices):
     write_volume(Volume(folder / f"test_{slices:02d}.h5", kspace * mask, header, mask=mask, attrs={"acquisition": "CORPD_FBK"}))
 
 
+PEAK_WRAPPER = (
+    "import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
+    "print('PEAK_KIB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(code)"
+)
+"""Runs a command as its only child and prints the child's own peak RSS (its RUSAGE_CHILDREN maximum)."""
+
+
+def timed_process(argv, env, what):
+    """Run ``argv`` in a fresh wrapper; return its wall time (s), its own peak RSS (MiB) and its stdout."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", PEAK_WRAPPER, *argv], capture_output=True, text=True, env=env)
+    seconds = time.perf_counter() - start
+    if done.returncode:
+        raise click.ClickException(f"{what} failed: {done.stderr.strip()[-500:]}")
+    peak = next(line for line in reversed(done.stderr.splitlines()) if line.startswith("PEAK_KIB"))
+    return seconds, int(peak.split()[1]) / 1024, done.stdout
+
+
 def run_reconstruct(name, input_dir, output_dir, env):
     """Wall time (s) and peak RSS (MiB) of one ``reconstruct`` process."""
     exe = Path(sys.executable).with_name("fastmri-recon")
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    start = time.perf_counter()
-    done = subprocess.run(
-        [str(exe), "reconstruct", "--model", name, str(input_dir), str(output_dir), "--batch-size", "1", "--quiet"],
-        capture_output=True, text=True, env=env,
-    )
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        raise click.ClickException(f"{name}: reconstruct failed: {done.stderr.strip()[-500:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return seconds, max(peak, before) / 1024
+    argv = [str(exe), "reconstruct", "--model", name, str(input_dir), str(output_dir), "--batch-size", "1", "--quiet"]
+    seconds, peak, _ = timed_process(argv, env, f"{name}: reconstruct")
+    return seconds, peak
 
 
 NC_WORKER = """
-import json, resource, sys, time, numpy as np
+import sys, numpy as np
 from fastmri_recon.hub.load import load_pretrained
 from fastmri_recon.data.trajectories import radial_trajectory
 from fastmri_recon.data.density import pipe_menon_density
@@ -113,20 +121,15 @@ density = pipe_menon_density(traj[0], (640, 400)).numpy()[None]
 rng = np.random.default_rng(0)
 image = (rng.standard_normal((1, 640, 400)) + 1j * rng.standard_normal((1, 640, 400))).astype(np.complex64)
 kspace = NonCartesianEncoding(traj, (640, 400)).forward(image).numpy()
-start = time.perf_counter()
 for _ in range(slices):
     model((kspace, traj, density))
-print(json.dumps({"seconds": time.perf_counter() - start, "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 
 def run_noncartesian(name, slices, env):
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", NC_WORKER, name, str(slices)], capture_output=True, text=True, env=env)
-    if done.returncode != 0:
-        raise click.ClickException(f"{name}: failed: {done.stderr.strip()[-500:]}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    return time.perf_counter() - start, result["peak"]
+    """Wall time (s) and peak RSS (MiB) of a process calling the model ``slices`` times."""
+    seconds, peak, _ = timed_process([sys.executable, "-c", NC_WORKER, name, str(slices)], env, name)
+    return seconds, peak
 
 
 @click.command()
