@@ -160,19 +160,18 @@ def _resolve_model(name, weights, manifest):
         ) from None
 
 
-DEMO_DIR = Path("demo_data")
-"""Where the README's commands expect the demo data (the benchmark's default ``--data-dir``)."""
-
-
-def _demo_split_if_absent(directory, quiet):
-    """Build the demo data when ``directory`` is an absent split of ``demo_data/`` (as the README's commands name it)."""
+def _demo_data_if_absent(directory, quiet):
+    """Build the demo data in ``demo_data/`` (the default data folder) when ``directory`` is that
+    folder or one of its splits and does not exist yet (as the README's commands name them)."""
     from fastmri_recon.data.demo import SPLITS, build_demo_dataset
+    from fastmri_recon.training.config import DEFAULT_DATA_DIR
 
+    demo, directory = Path(DEFAULT_DATA_DIR), Path(directory)
     splits = {f"{coils}_{split}" for coils in ("singlecoil", "multicoil") for split in SPLITS}
-    if directory.exists() or directory.parent != DEMO_DIR or directory.name not in splits:
+    if directory.exists() or not (directory == demo or (directory.parent == demo and directory.name in splits)):
         return
-    click.echo(f"{directory} does not exist: building the demo data in {DEMO_DIR}/ first", err=True)
-    build_demo_dataset(DEMO_DIR, progress=not quiet)
+    click.echo(f"{directory} does not exist: building the demo data in {demo}/ first", err=True)
+    build_demo_dataset(demo, progress=not quiet)
 
 
 def _check_coils(methods, directory):
@@ -272,7 +271,7 @@ def evaluate(directory, model_names, weights, mask_type, accelerations, center_f
 
     if output_dir is not None:
         make_directory(output_dir)  # a bad --output-dir fails before the work
-    _demo_split_if_absent(directory, quiet)
+    _demo_data_if_absent(directory, quiet)
     methods = _methods(model_names, weights, manifest, directory)
     kinds = {method.acquisition for method in methods}
     if "cartesian" not in kinds and (mask_type or center_fractions):
@@ -364,7 +363,8 @@ SIGTERM_STATUS = 143
 @click.option("--dry-run", is_flag=True, help="Print the resolved strategy, devices and configuration; do not train.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def train(config_file, dry_run, quiet, **options):
-    """Train a model (or resume its run) on fastMRI-format data; the demo data by default.
+    """Train a model (or resume its run) on fastMRI-format data; the demo data by default (built in
+    demo_data/ first when absent).
 
     Options given on the command line override the --config file, which overrides the defaults.
     Non-Cartesian models (ncpdnet, nc-unet, ncpdnet-3d) train on radial / spiral samples simulated
@@ -394,7 +394,7 @@ def train(config_file, dry_run, quiet, **options):
         if key in given:
             given[key] = _int_list(given[key], f"--{key.replace('_', '-')}")
     config = from_dict({**values, **given}, str(config_file) if config_file else "options")
-
+    _demo_data_if_absent(config.data_dir, quiet)
     result = run_training(config, dry_run=dry_run, progress=not quiet)
     if dry_run:
         click.echo(json.dumps(result, indent=2))

@@ -1,5 +1,7 @@
 """Figures: reconstructions and error maps of several methods side by side; convergence curves."""
 
+import textwrap
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -9,8 +11,20 @@ import numpy as np  # noqa: E402
 from fastmri_recon.files import atomic_path  # noqa: E402
 
 
+TITLE_WIDTH = 16
+"""Characters per line of a method's name above its image (longer names wrap at their hyphens)."""
+
+
+def _wrapped(name):
+    """A method name broken into lines of at most `TITLE_WIDTH` characters, at hyphens where it can."""
+    return "\n".join(textwrap.wrap(name.replace("-", "- "), TITLE_WIDTH)).replace("- ", "-")
+
+
 def comparison_figure(path, target, reconstructions, title=None):
     """Write a PNG with the target, each reconstruction, and each absolute error map.
+
+    One column per method (readable for up to eight methods: names wrap, the error maps share
+    one colour bar); the first column holds the target.
 
     Args:
         path: output ``.png`` path (written atomically).
@@ -21,28 +35,34 @@ def comparison_figure(path, target, reconstructions, title=None):
     Returns:
         the written path.
     """
+    fig = comparison(target, reconstructions, title)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return path
+
+
+def comparison(target, reconstructions, title=None):
+    """The figure of `comparison_figure` (a ``matplotlib.figure.Figure``, not closed)."""
     names = list(reconstructions)
     columns = len(names) + 1
-    fig, axes = plt.subplots(2, columns, figsize=(2.6 * columns, 5.4), squeeze=False)
+    fig, axes = plt.subplots(2, columns, figsize=(2.4 * columns + 1.0, 5.6), squeeze=False, layout="constrained")
     vmax = float(target.max())
     error_max = max(float(np.abs(reconstructions[n] - target).max()) for n in names) or 1.0
     axes[0, 0].imshow(target, cmap="gray", vmin=0, vmax=vmax)
-    axes[0, 0].set_title("target")
+    axes[0, 0].set_title("target", fontsize=9)
+    axes[1, 0].text(0.5, 0.5, "absolute error\n(one colour scale)", ha="center", va="center", fontsize=9)
     for column, name in enumerate(names, start=1):
         image = reconstructions[name]
         axes[0, column].imshow(image, cmap="gray", vmin=0, vmax=vmax)
-        axes[0, column].set_title(name)
+        axes[0, column].set_title(_wrapped(name), fontsize=9)
         errors = axes[1, column].imshow(np.abs(image - target), cmap="inferno", vmin=0, vmax=error_max)
-        axes[1, column].set_title(f"|error| {name}", fontsize=8)
     fig.colorbar(errors, ax=axes[1, 1:].tolist(), shrink=0.8)
     for axis in axes.ravel():
         axis.set_axis_off()
     if title:
         fig.suptitle(title)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def curves_figure(path, curves, xlabel, ylabel, title=None, logx=False, logy=False, reference=None):

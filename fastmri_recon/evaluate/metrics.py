@@ -191,7 +191,12 @@ def _ssim_map(local_mean, x, y, c1, c2):
 
 
 def evaluate_volume(gt, pred):
-    """All three fastMRI metrics of one volume, after center-cropping ``pred`` to ``gt``'s size.
+    """All three fastMRI metrics of one volume, on the crops fastMRI's ``evaluate.py`` takes.
+
+    As ``evaluate.py``, both volumes are center-cropped to ``(W, W)``, ``W`` the target's width
+    (the target's own size for square targets; a ``48 x 32`` target is compared on its central
+    ``32 x 32``). ``evaluate.py`` fails on a target wider than tall; there the whole target is used.
+    ``pred`` is first center-cropped to the target's size.
 
     Args:
         gt: target volume, real float array of shape ``(slices, H, W)``.
@@ -211,6 +216,9 @@ def evaluate_volume(gt, pred):
             f"got gt {gt.shape} and pred {pred.shape}"
         )
     pred = center_crop(pred, gt.shape[-2:])
+    height, width = gt.shape[-2:]
+    if height >= width:
+        gt, pred = center_crop(gt, (width, width)), center_crop(pred, (width, width))
     return {"PSNR": psnr(gt, pred), "SSIM": ssim(gt, pred), "NMSE": nmse(gt, pred)}
 
 

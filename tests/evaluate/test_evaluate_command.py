@@ -48,3 +48,15 @@ def test_readme_evaluate_command_in_an_empty_folder(tmp_path):
     assert "building the demo data in demo_data/ first" in done.stderr
     assert "| zero-filled | random x4 (cf 0.08) | 2 |" in done.stdout
     assert (tmp_path / "demo_data" / "demo_info.json").is_file()
+
+
+@pytest.mark.e2e
+def test_readme_train_dry_run_in_an_empty_folder(tmp_path):
+    """`fastmri-recon train --model pdnet --dry-run` in an empty folder builds the default demo data first."""
+    exe = Path(sys.executable).with_name("fastmri-recon")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(
+        [str(exe), "train", "--model", "pdnet", "--dry-run", "--quiet"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert "building the demo data in demo_data/ first" in done.stderr and '"model": "pdnet"' in done.stdout

@@ -114,6 +114,19 @@ def test_evaluate_volume_crops_prediction(pair):
     assert result["NMSE"] == nmse(gt, pred)
 
 
+def test_evaluate_volume_takes_fastmri_crop_of_tall_targets():
+    """fastMRI's evaluate.py center-crops target and reconstruction to (W, W) before its metrics."""
+    rng = np.random.default_rng(5)
+    gt = smooth_volume(rng, (3, 48, 32))
+    pred = gt + 0.3 * smooth_volume(rng, gt.shape, sigma=1.0)
+    g, p = gt[:, 8:40], pred[:, 8:40]  # fastMRI's center_crop to (32, 32): rows (48 - 32) // 2 on
+    result = evaluate_volume(gt, pred)
+    assert result["SSIM"] == pytest.approx(skimage_ssim(g, p), rel=1e-12)
+    assert result["PSNR"] == pytest.approx(peak_signal_noise_ratio(g, p, data_range=g.max()), rel=1e-12)
+    assert result["NMSE"] == pytest.approx(np.linalg.norm(g - p) ** 2 / np.linalg.norm(g) ** 2, rel=1e-12)
+    assert result["SSIM"] != pytest.approx(skimage_ssim(gt, pred), rel=1e-6)  # the whole target differs
+
+
 def test_evaluate_volume_rejects_smaller_prediction_and_slice_mismatch(pair):
     gt, pred = pair
     with pytest.raises(ValueError):
