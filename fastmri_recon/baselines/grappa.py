@@ -12,6 +12,7 @@ import keras
 import numpy as np
 
 from fastmri_recon.baselines.base import SliceBaseline
+from fastmri_recon.baselines.operators import warn_if_collinear
 from fastmri_recon.data.masks import acs_bounds
 from fastmri_recon.ops.fourier import np_ifftc
 
@@ -100,6 +101,7 @@ class Grappa(SliceBaseline):
         if stop - start < 2:
             return filled
         acs = kspace[:, :, start:stop]
+        warn_if_collinear(acs, "grappa")
         patterns = {}
         for column in np.flatnonzero(mask == 0):
             offsets = source_offsets(column, sampled, stop - start - self.min_calibration + 1, self.sources)

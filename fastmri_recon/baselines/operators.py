@@ -3,7 +3,12 @@
 ``A x = M F S x`` and ``A^H y = S^H F^H M y`` with the centered orthonormal FFT; ``S`` is the
 identity for single-coil data. With sensitivities whose root-sum-of-squares is at most one,
 ``||A|| <= 1``, which the FISTA step size relies on.
+
+`warn_if_collinear` warns once per method and process when two coils see nearly the same thing
+(SENSE's maps, GRAPPA's calibration data): the parallel-imaging methods then amplify the noise.
 """
+
+import sys
 
 import numpy as np
 
@@ -60,3 +65,48 @@ def normalise_smaps(smaps):
     """
     rss = np.sqrt(np.sum(np.abs(smaps) ** 2, axis=0))
     return smaps / np.maximum(rss, 1.0)
+
+
+COLLINEAR_CORRELATION = 0.99
+"""Coil pairs whose normalised correlation exceeds this are reported as nearly collinear."""
+
+_warned = set()
+
+
+def most_correlated_coils(data):
+    """The pair of coils whose data are the most correlated, and that correlation.
+
+    Args:
+        data: complex ``(coils, ...)`` per-coil data (maps, calibration k-space or images).
+
+    Returns:
+        ``((i, j), correlation)``: ``|<d_i, d_j>| / (||d_i|| ||d_j||)`` in [0, 1] (0 for one coil).
+    """
+    flat = np.asarray(data).reshape(len(data), -1)
+    norms = np.linalg.norm(flat, axis=1)
+    if len(flat) < 2 or not np.all(norms > 0):
+        return (0, 0), 0.0
+    gram = np.abs(flat.conj() @ flat.T) / np.outer(norms, norms)
+    np.fill_diagonal(gram, 0.0)
+    i, j = np.unravel_index(np.argmax(gram), gram.shape)
+    return (int(min(i, j)), int(max(i, j))), float(gram[i, j])
+
+
+def warn_if_collinear(data, method):
+    """Print one warning line on stderr (once per ``method`` and process) if two coils are nearly collinear.
+
+    Args:
+        data: complex ``(coils, ...)`` per-coil data.
+        method: the baseline's name, for the message.
+    """
+    if method in _warned:
+        return
+    (i, j), correlation = most_correlated_coils(data)
+    if correlation > COLLINEAR_CORRELATION:
+        _warned.add(method)
+        print(
+            f"warning: {method}: coils {i} and {j} are nearly collinear (correlation {correlation:.4f}): "
+            "parallel imaging cannot separate them and amplifies the noise",
+            file=sys.stderr,
+            flush=True,
+        )

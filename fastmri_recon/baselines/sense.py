@@ -9,7 +9,7 @@ import keras
 import numpy as np
 
 from fastmri_recon.baselines.base import SliceBaseline
-from fastmri_recon.baselines.operators import CartesianOperator, normalise_smaps
+from fastmri_recon.baselines.operators import CartesianOperator, normalise_smaps, warn_if_collinear
 
 
 def conjugate_gradient(apply, rhs, iterations, tolerance=1e-6):
@@ -61,7 +61,8 @@ class Sense(SliceBaseline):
         self.mu, self.iterations = float(mu), int(iterations)
 
     def reconstruct_slice(self, kspace, mask, smaps):
-        operator = CartesianOperator(mask, None if smaps is None else normalise_smaps(smaps))
+        warn_if_collinear(smaps, "sense")
+        operator = CartesianOperator(mask, normalise_smaps(smaps))
         image = conjugate_gradient(lambda x: operator.normal(x) + self.mu * x, operator.adjoint(kspace), self.iterations)
         return operator.coil_combined_magnitude(image)
 

@@ -142,3 +142,20 @@ def test_choose_lambda_on_the_validation_split(demo_dir):
     one, one_scores = choose_parameter("cs-wavelet", "lam", [0.0, 0.02], demo_dir / "singlecoil_train", sampler, iterations=5, max_volumes=1)
     first = evaluate_directory(build("cs-wavelet", lam=one, iterations=5), "cs", demo_dir / "singlecoil_train", sampler, progress=False, max_volumes=1)
     assert len(first.summary) == 1 and first.summary.means()["PSNR"] == pytest.approx(one_scores[one])
+
+
+@pytest.mark.parametrize("name", ["sense", "grappa"])
+def test_nearly_collinear_coils_are_warned_once(subject, name, capfd, monkeypatch):
+    from fastmri_recon.baselines import operators
+
+    monkeypatch.setattr(operators, "_warned", set())
+    kspace, masks, smaps, _ = batch(subject, "multicoil", kind="equispaced", acceleration=2)
+    model = build(name)
+    model((kspace, masks, smaps))
+    assert "nearly collinear" not in capfd.readouterr().err  # the demo's 8 birdcage coils are fine
+    similar = np.concatenate([kspace[:, :1], kspace[:, :1] * 1.001], axis=1)  # two coils seeing the same
+    similar_maps = np.concatenate([smaps[:, :1], smaps[:, :1]], axis=1)
+    model((similar, masks, similar_maps))
+    model((similar, masks, similar_maps))
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"warning: {name}: coils 0 and 1 are nearly collinear")
