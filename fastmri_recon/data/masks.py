@@ -1,7 +1,7 @@
 """Cartesian undersampling masks with the semantics of fastMRI's ``subsample.py``.
 
 A mask is a float32 vector of shape ``(N,)`` with values 0.0 / 1.0 over the N columns of k-space,
-the phase-encoding axis, which is the last axis (DESIGN.md). Every kind keeps
+the phase-encoding axis, which is the last axis (docs/architecture.md). Every kind keeps
 ``n_low = round(N * center_fraction)`` center lines starting at column
 ``pad = (N - n_low + 1) // 2`` and adds lines away from the center:
 

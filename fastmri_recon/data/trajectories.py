@@ -1,7 +1,7 @@
 """Non-Cartesian k-space trajectories: 2D radial and spiral, 3D stack-of-radial, stack-of-spirals, kooshball.
 
 Every function returns a float32 NumPy array of shape ``(ndim, n_samples)`` in radians in
-``[-pi, pi)`` (DESIGN.md), ready for `fastmri_recon.ops.nufft`. The first coordinate goes with the
+``[-pi, pi)`` (docs/architecture.md), ready for `fastmri_recon.ops.nufft`. The first coordinate goes with the
 first spatial axis of the image: ``(k_row, k_col)`` in 2D and ``(k_depth, k_row, k_col)`` in 3D. The
 sample ``w`` meets image pixel ``n`` through ``exp(-i w . (n - N // 2))``, so a Cartesian grid of
 spacing ``2 pi / N`` samples an ``N``-pixel field of view at the Nyquist rate. Samples are ordered

@@ -5,7 +5,7 @@ Cartesian: ``A = M F S`` and ``A^H = S^H F^H M`` (`forward_op`, `adjoint_op`, `F
 sampling mask (`masking.apply_mask`) and ``S`` the coil sensitivities: the identity for single-coil
 data, the pointwise product with each coil's map for multi-coil data (``S^H`` multiplies by the
 conjugate maps and sums over coils). With ``mask=None`` the operators are the fully-sampled ``F S``
-and ``S^H F^H``, which data-consistency layers and k-space networks use. Shapes (DESIGN.md): images
+and ``S^H F^H``, which data-consistency layers and k-space networks use. Shapes (docs/architecture.md): images
 ``(batch, H, W)`` complex64; single-coil k-space ``(batch, H, W)``, multi-coil k-space and
 sensitivity maps ``(batch, coils, H, W)`` complex64; masks float ``(batch, W)`` or ``(W,)`` along
 the last (phase-encoding) axis.

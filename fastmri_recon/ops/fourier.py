@@ -1,6 +1,6 @@
 """Centered, orthonormal Fourier transforms.
 
-Convention (DESIGN.md): ``F x = fftshift(fft(ifftshift(x))) / sqrt(N)`` over the transformed
+Convention (docs/architecture.md): ``F x = fftshift(fft(ifftshift(x))) / sqrt(N)`` over the transformed
 axes, so that ``F^H F = I`` and the k-space centre (DC) sits at index ``N // 2``.
 
 The TensorFlow functions transform the last two (``*2c``) or three (``*3c``) axes of a complex64

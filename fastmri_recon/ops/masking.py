@@ -6,7 +6,7 @@ import tensorflow as tf
 def apply_mask(kspace, mask):
     """Zero the k-space columns the mask does not keep: ``kspace * mask + 0.0``.
 
-    The ``+ 0.0`` turns the negative zeros of ``(-a) * 0`` into positive zeros (DESIGN.md).
+    The ``+ 0.0`` turns the negative zeros of ``(-a) * 0`` into positive zeros (docs/architecture.md).
 
     Args:
         kspace: complex64 ``(batch, H, W)`` (single-coil) or ``(batch, coils, H, W)`` (multi-coil).

@@ -1,6 +1,6 @@
 """Non-uniform FFT (NUFFT) in pure TensorFlow: exponential-of-semicircle gridding, 2D and 3D.
 
-Convention (DESIGN.md). For an image ``x`` of spatial shape ``N = (N_0, ..., N_{d-1})`` and a
+Convention (docs/architecture.md). For an image ``x`` of spatial shape ``N = (N_0, ..., N_{d-1})`` and a
 trajectory of ``M`` points ``w_j`` in radians in ``[-pi, pi)^d``, the type-2 NUFFT ("forward", image
 -> non-uniform k-space samples) is::
 

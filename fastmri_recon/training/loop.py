@@ -1,7 +1,7 @@
 """The training loop: one loop for every strategy (one device, mirrored, multi-worker).
 
 Keras 3's ``model.fit`` fails under ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585), so
-the package trains with its own loop (DESIGN.md, "Training loop"): ``strategy.run`` on a
+the package trains with its own loop (docs/architecture.md, "Training loop"): ``strategy.run`` on a
 ``tf.function`` step, datasets from ``distribute_datasets_from_function`` (sharded per input
 context by the data pipeline), ``tf.nn.compute_average_loss`` with the global batch size and a
 Keras 3 optimizer created under the strategy's scope. Models stay plain Keras models.

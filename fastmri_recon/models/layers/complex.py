@@ -1,6 +1,6 @@
 """Complex feature maps <-> real channels, at the boundary of the real-valued convolutions.
 
-Complex data stays complex64 everywhere else (DESIGN.md). A complex feature map ``(batch, H, W, C)``
+Complex data stays complex64 everywhere else (docs/architecture.md). A complex feature map ``(batch, H, W, C)``
 becomes ``2C`` float32 channels: the ``C`` real parts, then the ``C`` imaginary parts. An image
 ``(batch, H, W)`` is the one-channel map ``image[..., None]``, i.e. 2 real channels.
 
