@@ -28,6 +28,7 @@ import contextlib
 import csv
 import dataclasses
 import io
+import json
 import math
 import shutil
 import signal
@@ -46,6 +47,8 @@ from fastmri_recon.evaluate.metrics import tf_example_psnr_ssim
 from fastmri_recon.training.strategy import is_chief
 
 METRICS_CSV = "metrics.csv"
+LOSS_FILE = "epoch_loss.json"
+"""Beside the checkpoints: the running sum and count of the current epoch's training losses."""
 
 
 @dataclasses.dataclass
@@ -124,6 +127,7 @@ class Trainer:
         self.train_data, self.val_data = train_data, val_data
         self.output_dir = Path(output_dir)
         self.chief = is_chief(strategy)
+        self._epoch_loss = [0.0, 0]  # sum and count of the current epoch's training losses
         with strategy.scope():
             self.model = build_model()
             self.optimizer = build_optimizer()
@@ -223,11 +227,25 @@ class Trainer:
         return self.strategy.reduce(tf.distribute.ReduceOp.SUM, sums, axis=None), prediction
 
     # ----------------------------------------------------------------- epochs
+    def _resumed_loss(self, epoch, step):
+        """``[sum, count]`` of the epoch's training losses before ``step``, as recorded with the checkpoint
+        this run resumed from (`LOSS_FILE`); ``[0.0, 0]`` at an epoch's start or without a matching record."""
+        if step == 0 or not self.chief:
+            return [0.0, 0]
+        try:
+            record = json.loads((self.output_dir / "checkpoints" / LOSS_FILE).read_text())
+        except (OSError, ValueError):
+            return [0.0, 0]
+        if isinstance(record, dict) and record.get("epoch") == epoch and record.get("step") == step:
+            return [float(record.get("sum", 0.0)), int(record.get("count", 0))]
+        return [0.0, 0]
+
     def _train_epoch(self, epoch, progbar, stop, writer):
         skip = int(self.step_in_epoch.numpy())
         steps = self.config.steps_per_epoch
         iterator = iter(self._distributed(self.train_data, epoch, skip, repeat=steps is not None))
         losses, tic = [], time.perf_counter()
+        self._epoch_loss = self._resumed_loss(epoch, skip)
         step = skip
         while steps is None or step < steps:
             try:
@@ -238,6 +256,7 @@ class Trainer:
                 raise self._diverged(f"the training loss became {loss} at epoch {epoch + 1}, step {step + 1}")
             step += 1
             losses.append(loss)
+            self._epoch_loss = [self._epoch_loss[0] + loss, self._epoch_loss[1] + 1]
             self.step_in_epoch.assign(step)
             if progbar is not None:
                 progbar.update(step, [("loss", loss)])
@@ -289,6 +308,10 @@ class Trainer:
         if not all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in self.model.trainable_variables):
             raise self._diverged(f"weights became NaN or Inf by step {int(self.step_in_epoch.numpy())} of epoch {int(self.epoch.numpy()) + 1}")
         self.manager.save()
+        if self.chief:  # the epoch's losses so far, so that a resumed epoch's row averages all its steps
+            total, count = self._epoch_loss
+            record = {"epoch": int(self.epoch.numpy()), "step": int(self.step_in_epoch.numpy()), "sum": total, "count": count}
+            write_text(self.output_dir / "checkpoints" / LOSS_FILE, json.dumps(record) + "\n")
 
     def _metric_value(self, metrics):
         name = self.config.best_metric
@@ -353,10 +376,12 @@ class Trainer:
                     self.best.assign(self._metric_value(metrics))
                     if self.chief:
                         self._save_weights("best.weights.h5")
+                total, count = self._epoch_loss
                 self.epoch.assign(epoch + 1)
                 self.step_in_epoch.assign(0)
+                self._epoch_loss = [0.0, 0]
                 self._checkpoint()
-                row = {"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else math.nan, **metrics, "seconds": spent}
+                row = {"epoch": epoch + 1, "loss": total / count if count else math.nan, **metrics, "seconds": spent}
                 rows.append(row)
                 if self.chief:
                     self._write_csv(rows)

@@ -66,6 +66,8 @@ def test_killed_run_resumes_to_the_same_weights(uninterrupted, tmp_path):
     assert resumed["summary"]["epochs_done"] == 3
     assert_same_weights(resumed["weights"], uninterrupted["weights"], rtol=1e-6, atol=1e-7)
     assert len((tmp_path / "metrics.csv").read_text().splitlines()) == 4
+    # the killed epoch's loss averages all its steps, those before the kill included
+    np.testing.assert_allclose(epoch_losses(resumed["summary"]), epoch_losses(uninterrupted["summary"]), rtol=1e-5)
 
 
 def test_sigterm_checkpoints_and_stops(uninterrupted, tmp_path):
