@@ -51,3 +51,37 @@ def test_reconstruct_as_nifti_and_dicom(demo_dir, tmp_path):
         assert slices[0].SeriesDescription.startswith("zero-filled x") and slices[0].PatientName == "ANONYMOUS"
         pixels = np.stack([s.pixel_array * float(s.RescaleSlope) + float(s.RescaleIntercept) for s in slices])
         np.testing.assert_allclose(pixels, expected, atol=float(slices[0].RescaleSlope))
+
+
+def _bad_raw_files(directory, volume):
+    """name -> a bad raw file: truncated, not raw data, a non-Cartesian trajectory, a header without encoding limits."""
+    ismrmrd = pytest.importorskip("ismrmrd")
+    from fastmri_recon.data.raw.export import write_ismrmrd
+
+    good = directory / "good.h5"
+    write_ismrmrd(volume, good)
+    files = {"text.dat": b"not raw data at all\n", "truncated.h5": good.read_bytes()[: good.stat().st_size // 2]}
+    for name, path in files.items():
+        (directory / name).write_bytes(path)
+    for name, edit in {
+        "radial.h5": lambda xml: xml.replace(b">cartesian<", b">radial<"),
+        "no_limits.h5": lambda xml: xml.replace(b"kspace_encoding_step_1>", b"user_0>"),
+    }.items():
+        write_ismrmrd(volume, directory / name)
+        dataset = ismrmrd.Dataset(str(directory / name), "dataset", mode="r+")
+        dataset.write_xml_header(edit(dataset.read_xml_header()))
+        dataset.close()
+    return {name: directory / name for name in ("text.dat", "truncated.h5", "radial.h5", "no_limits.h5")}
+
+
+@pytest.mark.e2e
+def test_bad_raw_files_one_line_exit_2_nothing_written(demo_dir, tmp_path):
+    from fastmri_recon.data.h5 import read_volume
+
+    volume = read_volume(demo_dir / "multicoil_val" / "demo_001.h5")
+    for name, path in _bad_raw_files(tmp_path, volume).items():
+        done = run("convert", path, tmp_path / f"out_{name}")
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1 and "Traceback" not in done.stderr, (name, done.stderr)
+        assert str(path) in lines[0], name
+        assert not (tmp_path / f"out_{name}").exists() or not any((tmp_path / f"out_{name}").iterdir()), name
