@@ -119,7 +119,8 @@ def _methods(names, weights, manifest, directory):
     from fastmri_recon.data.datasets.config import DEFAULT_SCALE_FACTOR
     from fastmri_recon.hub.load import load_source
     from fastmri_recon.models.registry import ENTRIES, get_entry
-    from fastmri_recon.training.run import is_run_directory, load_trained_model, target_shape
+    from fastmri_recon.data.h5 import target_shape
+    from fastmri_recon.training.run import is_run_directory, load_trained_model
 
     methods = []
     for name in names:
@@ -197,7 +198,8 @@ def _noncartesian_acquisition(trajectory, accelerations, methods, directory):
     from fastmri_recon.data.datasets import NonCartesianConfig, Volume3DConfig
     from fastmri_recon.data.datasets.nc_config import TRAJECTORIES_3D
     from fastmri_recon.evaluate.evaluate import NonCartesianAcquisition
-    from fastmri_recon.training.run import acquisition, target_shape
+    from fastmri_recon.data.h5 import target_shape
+    from fastmri_recon.training.run import acquisition
 
     values = _float_list(accelerations) if accelerations else []
     if len(values) > 1:
@@ -526,7 +528,8 @@ def weights_fetch(name, manifest, cache_dir):
     _import_tensorflow_quietly()
     from fastmri_recon.hub.load import load_pretrained
 
-    from fastmri_recon.hub.original import conversion_for, is_keras2
+    from fastmri_recon.hub.manifest import UNKNOWN_SHA256, is_keras2
+    from fastmri_recon.hub.original import conversion_for
 
     pretrained = load_pretrained(name, manifest=manifest, cache_dir=cache_dir)
     source = pretrained.source
@@ -534,7 +537,7 @@ def weights_fetch(name, manifest, cache_dir):
     original = ""
     if source.entry is not None and is_keras2(source.entry):
         record = conversion_for(source.entry).read_record()
-        how = "trusted on first use" if source.entry["sha256"] == "unknown" else "verified"
+        how = "trusted on first use" if source.entry["sha256"] == UNKNOWN_SHA256 else "verified"
         original = f"; converted from the Keras-2 file of sha256 {record['original_sha256']} ({how}, {record['first_used']})"
     click.echo(
         f"{source.name}: {source.architecture}, {pretrained.model.count_params():,} weights, sha256 {pretrained.sha256} "
@@ -606,8 +609,8 @@ def reconstruct(input_dir, output_dir, model_spec, which, batch_size, output_for
     from fastmri_recon.data.datasets.config import DEFAULT_SCALE_FACTOR
     from fastmri_recon.hub.load import load_source
     from fastmri_recon.models.registry import ENTRIES, build, get_entry
+    from fastmri_recon.data.h5 import target_shape
     from fastmri_recon.reconstruct import reconstruct_directory
-    from fastmri_recon.training.run import target_shape
 
     size = target_shape(input_dir)  # the output size comes from the data (the weights do not depend on it)
     if model_spec in ENTRIES and ENTRIES[model_spec].kind == "baseline":

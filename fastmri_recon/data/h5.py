@@ -350,6 +350,16 @@ def list_volumes(directory):
     return files
 
 
+def target_shape(directory):
+    """The target size ``(h, w)`` of the first volume of a directory (its header's reconstruction size).
+
+    Raises:
+        DataError: as `list_volumes` and `FastMRIFile`.
+    """
+    with FastMRIFile(list_volumes(directory)[0]) as handle:
+        return handle.header.target_shape
+
+
 def _create(handle, key, data):
     # track_times=False: the same data gives the same bytes.
     handle.create_dataset(key, data=data, track_times=False)

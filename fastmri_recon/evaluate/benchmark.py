@@ -28,7 +28,7 @@ from fastmri_recon.data.masks import MaskSampler, default_center_fraction
 from fastmri_recon.errors import ConfigError
 from fastmri_recon.files import write_text
 from fastmri_recon.evaluate.evaluate import evaluate_directory
-from fastmri_recon.evaluate.tables import markdown_table, write_results
+from fastmri_recon.evaluate.tables import markdown_table, with_published_column, write_results
 from fastmri_recon.models.registry import build
 from fastmri_recon.training.config import TrainConfig
 from fastmri_recon.training.run import load_trained_model, run_training
@@ -248,20 +248,10 @@ def run_benchmark(out_dir, data_dir, budget="default", progress=True, log=print,
         results[table.name] = rows
         text = markdown_table(rows)
         if table.coils == "singlecoil":
-            text = with_published(text, rows)
+            published = {r.model: PUBLISHED_SINGLECOIL_PSNR.get(r.model) for r in rows}
+            text = with_published_column(text, [r.model for r in rows], published, "published PSNR (fastMRI knee)")
         chosen = f"Baseline weights chosen by PSNR on {TUNING_VOLUMES} training volume(s): {'; '.join(tuning)}."
         write_text(out_dir / f"{table.name}.md", f"# {table.title}\n\nData: {source} ({data_dir}). {chosen}\n\n{text}\n")
         log(f"{chosen}\n{text}")
     write_text(out_dir / "benchmark.json", json.dumps({t: [r.to_json() for r in rows] for t, rows in results.items()}, indent=2) + "\n")
     return results
-
-
-def with_published(table_text, results):
-    """Add the published fastMRI single-coil PSNR as a last column of a Markdown table."""
-    lines = table_text.splitlines()
-    lines[0] += " published PSNR (fastMRI knee) |"
-    lines[1] += "---|"
-    for index, result in enumerate(results, start=2):
-        published = PUBLISHED_SINGLECOIL_PSNR.get(result.model)
-        lines[index] += f" {published:.2f} |" if published is not None else " - |"
-    return "\n".join(lines)

@@ -19,12 +19,12 @@ published ones: they show that the pipeline runs, not what the networks can do.
 import dataclasses
 from pathlib import Path
 
-from fastmri_recon.data.h5 import FastMRIFile, list_volumes
+from fastmri_recon.data.h5 import target_shape
 from fastmri_recon.data.masks import MaskSampler, default_center_fraction
 from fastmri_recon.errors import ConfigError
 from fastmri_recon.evaluate.benchmark import PUBLISHED_SINGLECOIL_PSNR, prepare_data
 from fastmri_recon.evaluate.evaluate import evaluate_directory
-from fastmri_recon.evaluate.tables import markdown_table, write_results
+from fastmri_recon.evaluate.tables import markdown_table, with_published_column, write_results
 from fastmri_recon.files import write_text
 from fastmri_recon.hub.load import load_pretrained
 from fastmri_recon.hub.manifest import load_manifest
@@ -73,12 +73,6 @@ TABLES = (
 )
 
 
-def target_size(directory):
-    """The reconstruction size ``(h, w)`` of the first volume of a directory (its header's)."""
-    with FastMRIFile(list_volumes(directory)[0]) as handle:
-        return handle.header.target_shape
-
-
 def published_psnr(entry, table):
     """The published PSNR of a manifest entry on the table's data and acceleration, or None (several or none)."""
     figures = [
@@ -87,17 +81,6 @@ def published_psnr(entry, table):
         if m["data"].startswith(table.published_data) and m["acceleration"] == table.acceleration and "contrast" not in m
     ]
     return figures[0] if len(figures) == 1 else None
-
-
-def with_published_column(table_text, labels, published, header):
-    """Add a last column of published figures (``published``: label -> PSNR or None) to a Markdown table."""
-    lines = table_text.splitlines()
-    lines[0] += f" {header} |"
-    lines[1] += "---|"
-    for index, label in enumerate(labels, start=2):
-        value = published.get(label)
-        lines[index] += f" {value:.2f} |" if value is not None else " - |"
-    return "\n".join(lines)
 
 
 def run_published_benchmark(out_dir, data_dir, tables=("a",), progress=True, log=print, manifest=None, cache_dir=None):
@@ -128,7 +111,7 @@ def run_published_benchmark(out_dir, data_dir, tables=("a",), progress=True, log
     book = load_manifest(manifest)
     networks = {}
     for table in selected:  # every network loaded (downloaded, checked, converted) before any evaluation
-        size = target_size(data_dir / f"{table.coils}_val")
+        size = target_shape(data_dir / f"{table.coils}_val")
         for name in table.networks:
             networks[name] = load_pretrained(name, manifest=book.path, cache_dir=cache_dir, crop_size=size)
     results = {}

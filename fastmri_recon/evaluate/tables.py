@@ -47,6 +47,24 @@ def markdown_rows(rows):
     return "\n".join(lines)
 
 
+def with_published_column(table_text, labels, published, header):
+    """Add a last column of published figures to a Markdown table (`markdown_table`).
+
+    Args:
+        table_text: the table.
+        labels: the row labels, in row order.
+        published: dict label -> published PSNR (or None: ``-``).
+        header: the column's header.
+    """
+    lines = table_text.splitlines()
+    lines[0] += f" {header} |"
+    lines[1] += "---|"
+    for index, label in enumerate(labels, start=2):
+        value = published.get(label)
+        lines[index] += f" {value:.2f} |" if value is not None else " - |"
+    return "\n".join(lines)
+
+
 def write_results(out_dir, results):
     """Write ``results.json`` (everything, per volume included), ``results.csv``, ``results.md``
     and ``reconstructions.png`` (the example slice of every method, with error maps).

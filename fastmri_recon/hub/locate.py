@@ -26,8 +26,8 @@ from pathlib import Path
 
 from fastmri_recon.errors import ConfigError, DataError
 from fastmri_recon.hub.download import HF_SCHEME, HubFile, hub_download, parse_hf_url
-from fastmri_recon.hub.manifest import load_manifest, validate_entry
-from fastmri_recon.hub.original import cached_conversion, is_keras2, prepare
+from fastmri_recon.hub.manifest import is_keras2, load_manifest, validate_entry
+from fastmri_recon.hub.original import cached_conversion, prepare
 
 WEIGHTS_ENV = "FASTMRI_RECON_WEIGHTS"
 FOLDER_CONFIG = "config.json"

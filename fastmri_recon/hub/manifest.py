@@ -85,14 +85,26 @@ def _check_file(entry, source):
         raise ConfigError(f"{source}: file: {quote(file)} leaves its folder; expected a relative path without '..'")
 
 
+KERAS2 = "keras2"
+"""The ``format`` of entries naming a Keras-2 file of the benchmark code (`hub.original`)."""
+
+UNKNOWN_SHA256 = "unknown"
+"""The ``sha256`` of a Keras-2 file published without a checksum (trusted on first use)."""
+
+
+def is_keras2(entry):
+    """Whether a manifest entry names a Keras-2 file of the benchmark code."""
+    return entry.get("format") == KERAS2
+
+
 def _check_format(entry, source):
     """Keras 3 entries (the default format) need a ``.weights.h5`` file, a sha256 and a size; Keras-2 ones may lack both."""
-    if entry.get("format", "keras3") == "keras2":
+    if is_keras2(entry):
         return
     if not entry["file"].endswith(".weights.h5"):
         raise ConfigError(f"{source}: file: '{entry['file']}' must end with .weights.h5 (or set format 'keras2')")
-    if entry["sha256"] == "unknown":
-        raise ConfigError(f"{source}: sha256: 'unknown' is only allowed for format 'keras2' files")
+    if entry["sha256"] == UNKNOWN_SHA256:
+        raise ConfigError(f"{source}: sha256: '{UNKNOWN_SHA256}' is only allowed for format '{KERAS2}' files")
     if "size_bytes" not in entry:
         raise ConfigError(f"{source}: size_bytes: required for Keras 3 weights")
 

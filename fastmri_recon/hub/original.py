@@ -26,10 +26,9 @@ from pathlib import Path
 from fastmri_recon.errors import ChecksumError, DataError
 from fastmri_recon.files import write_text
 from fastmri_recon.hub.checksum import sha256_file, verify_sha256
+from fastmri_recon.hub.manifest import UNKNOWN_SHA256
 
 CACHE_ENV = "FASTMRI_RECON_CACHE"
-KERAS2 = "keras2"
-UNKNOWN_SHA256 = "unknown"
 TRUST_FILE = "trust.json"
 
 
@@ -76,11 +75,6 @@ class Conversion:
 def conversion_for(entry):
     """The `Conversion` of a manifest entry."""
     return Conversion(cache_root() / "converted" / entry["name"])
-
-
-def is_keras2(entry):
-    """Whether a manifest entry names a Keras-2 file of the benchmark code."""
-    return entry.get("format") == KERAS2
 
 
 def _notice(message):

@@ -65,8 +65,8 @@ class XPDNet(ReconstructionModel):
         refine_smaps: refine multi-coil sensitivity maps with a per-coil U-net.
         smaps_refiner_params: `layers.unet.UNet` arguments of that U-net replacing the defaults
             (`layers.coils.SMAPS_REFINER`), or None.
-        pad_multiple: the multiple the denoisers' (and the map refiner's) inputs are zero-padded to
-            (None: each network's pooling factor).
+        pad_multiple: the multiple the denoisers' inputs are zero-padded to (None: the denoiser's
+            pooling factor); the map refiner pads to its U-net's own.
         odd_padding: where an odd padding's extra pixel goes, ``"end"`` or ``"start"``.
         crop_size: in-plane output size ``(h, w)``, or None.
 

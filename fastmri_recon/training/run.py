@@ -34,7 +34,7 @@ from fastmri_recon.data.datasets import (
 )
 from fastmri_recon.data.datasets.volume3d import nifti_paths
 from fastmri_recon.data.datasets.volumes import reading_errors
-from fastmri_recon.data.h5 import FastMRIFile, list_volumes
+from fastmri_recon.data.h5 import list_volumes, target_shape
 from fastmri_recon.errors import ConfigError, quote
 from fastmri_recon.evaluate.evaluate import NonCartesianAcquisition
 from fastmri_recon.files import make_directory, write_text
@@ -70,12 +70,6 @@ def split_source(config, split):
     if config.volumetric and config.data_dir == DEMO_VOLUMES:
         return demo_split(split, config.volume_shape)
     return split_dir(config, split)
-
-
-def target_shape(directory):
-    """The target size ``(h, w)`` of the first volume of a directory (the models' crop size)."""
-    with FastMRIFile(list_volumes(directory)[0]) as handle:
-        return handle.header.target_shape
 
 
 def output_shape(config):
