@@ -24,6 +24,14 @@ MANIFEST_OPTION = click.option(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Weights manifest [default: $FASTMRI_RECON_MANIFEST or the source tree's weights_manifest.json].",
 )
+DATA_SCALE_OPTION = click.option(
+    "--data-scale",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Multiply the files' k-space by this before the model's own scale factor, for data in other units than "
+    "the model's training data (fastMRI's: see README); outputs are divided by it, so they stay in the files' units.",
+)
 
 
 def _import_tensorflow_quietly():
@@ -100,7 +108,8 @@ MASK_TYPES = ["random", "equispaced", "equispaced_fraction", "magic", "magic_fra
 @dataclasses.dataclass(frozen=True)
 class _Method:
     """One method to evaluate: its label, the model (None: a registry entry, built for the data), the
-    training run's `TrainConfig` (run directories), the k-space scale it expects and its acquisition."""
+    training run's `TrainConfig` (run directories), the k-space scale it expects (None: a registry
+    entry, the pipeline's default) and its acquisition."""
 
     label: str
     model: object
@@ -116,7 +125,6 @@ def _methods(names, weights, manifest, directory):
     Pretrained Cartesian models are built with the data's reconstruction size as output size (their
     weights do not depend on it).
     """
-    from fastmri_recon.data.datasets.config import DEFAULT_SCALE_FACTOR
     from fastmri_recon.hub.load import load_source
     from fastmri_recon.models.registry import ENTRIES, get_entry
     from fastmri_recon.data.h5 import target_shape
@@ -126,10 +134,10 @@ def _methods(names, weights, manifest, directory):
     for name in names:
         if name in ENTRIES:
             entry = ENTRIES[name]
-            methods.append(_Method(name, None, None, DEFAULT_SCALE_FACTOR, entry.acquisition))
+            methods.append(_Method(name, None, None, None, entry.acquisition))
         elif is_run_directory(name):
             model, config = load_trained_model(name, weights)
-            methods.append(_Method(Path(name).name, model, config, DEFAULT_SCALE_FACTOR, model.acquisition))
+            methods.append(_Method(Path(name).name, model, config, config.scale_factor, model.acquisition))
         else:
             source = _resolve_model(name, weights, manifest)
             cartesian = get_entry(source.architecture).acquisition == "cartesian"
@@ -248,10 +256,14 @@ def _noncartesian_acquisition(trajectory, accelerations, methods, directory):
     help="Non-Cartesian models: the simulated trajectory [default: the first non-Cartesian run's].",
 )
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1), help="Slices per model call.")
+@DATA_SCALE_OPTION
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), help="Write results.{json,csv,md} and a figure here.")
 @MANIFEST_OPTION
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def evaluate(directory, model_names, weights, mask_type, accelerations, center_fractions, trajectory, batch_size, output_dir, manifest, quiet):
+def evaluate(
+    directory, model_names, weights, mask_type, accelerations, center_fractions, trajectory, batch_size, data_scale, output_dir, manifest,
+    quiet,
+):
     """Evaluate models / baselines on DIRECTORY (fastMRI files with targets), print PSNR / SSIM / NMSE.
 
     Cartesian methods: every volume is undersampled with a mask seeded by its file name, so all
@@ -263,6 +275,7 @@ def evaluate(directory, model_names, weights, mask_type, accelerations, center_f
     does not exist yet is built first (the demo data, as 'fastmri-recon benchmark' builds it).
     """
     _import_tensorflow_quietly()
+    from fastmri_recon.data.datasets.config import DEFAULT_SCALE_FACTOR
     from fastmri_recon.evaluate.evaluate import evaluate_directory
     from fastmri_recon.evaluate.tables import markdown_table, write_results
     from fastmri_recon.models.registry import build
@@ -290,12 +303,15 @@ def evaluate(directory, model_names, weights, mask_type, accelerations, center_f
         config = method.run_config
         if method.acquisition == "cartesian":
             model, source, data = method.model or build(method.label), directory, sampler
+            scale = (method.scale_factor or DEFAULT_SCALE_FACTOR) * data_scale
         else:
             model = method.model or build(method.label, image_shape=grid)
-            data = dataclasses.replace(nc_acquisition, density_compensation=config is None or config.density_compensation)
+            scale = (method.scale_factor or nc_acquisition.scale_factor) * data_scale
+            pipeline = dataclasses.replace(nc_acquisition.pipeline, scale_factor=scale)
+            data = dataclasses.replace(nc_acquisition, pipeline=pipeline, density_compensation=config is None or config.density_compensation)
             volumes = data.volumetric and str(directory) == DEMO_VOLUMES
             source = demo_split("val", model.image_shape) if volumes else directory
-        results.append(evaluate_directory(model, method.label, source, data, batch_size, not quiet, method.scale_factor))
+        results.append(evaluate_directory(model, method.label, source, data, batch_size, not quiet, scale))
     click.echo(markdown_table(results))
     if output_dir is not None:
         written = write_results(output_dir, results)
@@ -345,6 +361,12 @@ SIGTERM_STATUS = 143
 @click.option("--image-shape", help="2D non-Cartesian models: image grid H,W [default: the targets' size].")
 @click.option("--volume-shape", help="3D models: volume grid D,H,W [default: 32,32,32].")
 @click.option("--density-compensation/--no-density-compensation", default=None, help="Non-Cartesian models: Pipe-Menon density or unit density [default: on].")
+@click.option(
+    "--scale-factor",
+    type=float,
+    help="Factor applied to k-space and targets, recorded with the run and applied by every command that uses it "
+    "[default: 1e6 (fastMRI's units); 3D volumes: 1].",
+)
 @click.option("--contrast", "contrasts", multiple=True, help="Keep files with this acquisition attribute (repeatable).")
 @click.option("--slice-selection", type=click.Choice(["all", "random"]), help="[default: all]")
 @click.option("--phase-augmentation", is_flag=True, default=None, help="Random global phase per training example.")
@@ -593,9 +615,10 @@ def weights_publish(run_dir, repo_id, name, which, output_dir, eval_dir, manifes
     show_default=True,
     help="hdf5: fastMRI submission files; nifti: NAME.nii.gz with the header's geometry; dicom: a series folder NAME/ per volume.",
 )
+@DATA_SCALE_OPTION
 @MANIFEST_OPTION
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def reconstruct(input_dir, output_dir, model_spec, which, batch_size, output_format, manifest, quiet):
+def reconstruct(input_dir, output_dir, model_spec, which, batch_size, output_format, data_scale, manifest, quiet):
     """Reconstruct the test files of INPUT_DIR into fastMRI submission files in OUTPUT_DIR.
 
     Input files carry their undersampled k-space and mask (fastMRI test / challenge files, the demo
@@ -622,7 +645,7 @@ def reconstruct(input_dir, output_dir, model_spec, which, batch_size, output_for
         pretrained = load_source(source, crop_size=size)
         model, scale, origin = pretrained.model, pretrained.scale_factor, f"{pretrained.name}, {source.origin}"
     label = model_spec if model_spec in ENTRIES else pretrained.name
-    written = reconstruct_directory(model, input_dir, output_dir, scale, batch_size, not quiet, output_format, label)
+    written = reconstruct_directory(model, input_dir, output_dir, scale * data_scale, batch_size, not quiet, output_format, label)
     click.echo(f"{len(written)} reconstructions written to {output_dir} ({origin})")
 
 

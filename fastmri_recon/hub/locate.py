@@ -121,7 +121,7 @@ def _run_source(run_dir, stored, weights_file):
         architecture=config.model,
         config={**config.model_config, "crop_size": list(stored["crop_size"])},
         coils=config.coils,
-        scale_factor=_default_scale_factor(),
+        scale_factor=config.scale_factor,
         sha256=None,
         origin=f"training run {run_dir}",
         training=config.to_json(),

@@ -72,6 +72,10 @@ class TrainConfig:
         volume_shape: 3D models: the volume grid ``(D, H, W)`` (default ``(32, 32, 32)``).
         density_compensation: non-Cartesian models: give the models the pipeline's Pipe-Menon
             density (True, the default) or unit density (False: the plain adjoint ``A^H``).
+        scale_factor: the factor the pipelines multiply k-space (samples) and targets by, part of
+            the model's preprocessing: recorded in ``config.json`` and applied by every command that
+            uses the run (None: the pipeline's default, 1e6 for fastMRI files, fastMRI's units; 1.0
+            for 3D volumes, normalised to a maximum of 1).
         contrasts: ``acquisition`` attributes to keep (None: all).
         slice_selection: ``all`` slices or one ``random`` slice per volume per epoch.
         phase_augmentation: multiply each training example by a random global phase.
@@ -109,6 +113,7 @@ class TrainConfig:
     image_shape: tuple = None
     volume_shape: tuple = None
     density_compensation: bool = None
+    scale_factor: float = None
     contrasts: tuple = None
     slice_selection: str = "all"
     phase_augmentation: bool = False
@@ -185,6 +190,18 @@ def _default(cls, field):
     return next(f.default for f in dataclasses.fields(cls) if f.name == field)
 
 
+def _resolve_scale(config, pipeline):
+    """Fill ``scale_factor`` with the pipeline's default (`NonCartesianConfig`'s is the 2D one) and check it.
+
+    Raises:
+        ConfigError: for a factor that is not a finite number > 0.
+    """
+    if config.scale_factor is None:
+        object.__setattr__(config, "scale_factor", float(_default(pipeline, "scale_factor")))
+    if not (0 < config.scale_factor < math.inf):
+        raise ConfigError(f"scale_factor={config.scale_factor!r}: expected a finite number > 0")
+
+
 def _resolve_acquisition(config):
     """Check the options against the model's acquisition and fill the acquisition's defaults.
 
@@ -208,6 +225,7 @@ def _resolve_acquisition(config):
         raise ConfigError(f"{name}={list(misplaced)}: not an option of the {dimension} model '{config.model}'")
     resolve = object.__setattr__
     resolve(config, "data_dir", config.data_dir or (DEMO_VOLUMES if volumetric else DEFAULT_DATA_DIR))
+    _resolve_scale(config, Volume3DConfig if volumetric else NonCartesianConfig)
     if cartesian:
         resolve(config, "mask_type", config.mask_type or "random")
         return
@@ -234,7 +252,7 @@ def _resolve_acquisition(config):
 _TYPES = {
     "model": str, "model_config": dict, "data_dir": "str?", "cache_dir": "str?", "coils": str, "mask_type": "str?",
     "accelerations": "numbers", "center_fractions": "numbers?", "trajectory": "str?", "trajectory_options": "dict?",
-    "image_shape": "sizes?", "volume_shape": "sizes?", "density_compensation": "bool?", "contrasts": "strings?",
+    "image_shape": "sizes?", "volume_shape": "sizes?", "density_compensation": "bool?", "scale_factor": "number?", "contrasts": "strings?",
     "slice_selection": str, "phase_augmentation": bool, "loss": str, "optimizer": str, "learning_rate": "number", "epochs": int,
     "steps_per_epoch": "int?", "batch_size": int, "validation_steps": "int?", "checkpoint_every": int,
     "mixed_precision": bool, "deterministic": bool, "seed": int, "strategy": str, "output_dir": str,

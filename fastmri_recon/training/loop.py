@@ -16,6 +16,8 @@ Outputs under ``output_dir`` (written by the chief only, files atomically):
   a corrupt checkpoint is reported on stderr and the one before it used);
 - ``best.weights.h5`` (best validation metric) and ``final.weights.h5``;
 - ``metrics.csv`` (one row per epoch) and ``logs/`` (TensorBoard: losses, metrics, images).
+  ``val_PSNR`` / ``val_SSIM`` are means over the validation slices (``val_loss`` too); the
+  ``volume_metrics`` hook adds figures such as fastMRI's means over volumes (``val_PSNR_volumes``).
 
 SIGTERM (what SLURM sends before killing a job) makes the loop save a checkpoint after the
 current step and stop; SIGKILL loses at most ``checkpoint_every`` steps, and what it left half-written
@@ -120,11 +122,14 @@ class Trainer:
         val_data: same for validation (the epoch argument is 0), or None.
         output_dir: where checkpoints, weights and logs go.
         config: `LoopConfig`.
+        volume_metrics: optional ``(model) -> dict`` of further validation figures (e.g. fastMRI's
+            per-volume means, ``val_PSNR_volumes``), computed by the chief after each validation and
+            logged beside the per-slice means (the best weights stay chosen by the latter).
     """
 
-    def __init__(self, strategy, build_model, build_optimizer, loss, train_data, val_data, output_dir, config):
+    def __init__(self, strategy, build_model, build_optimizer, loss, train_data, val_data, output_dir, config, volume_metrics=None):
         self.strategy, self.loss, self.config = strategy, loss, config
-        self.train_data, self.val_data = train_data, val_data
+        self.train_data, self.val_data, self.volume_metrics = train_data, val_data, volume_metrics
         self.output_dir = Path(output_dir)
         self.chief = is_chief(strategy)
         self._epoch_loss = [0.0, 0]  # sum and count of the current epoch's training losses
@@ -283,6 +288,8 @@ class Trainer:
                 sample = (self.strategy.experimental_local_results(target)[0], self.strategy.experimental_local_results(prediction)[0])
         count = max(totals[3], 1.0)
         metrics = {"val_loss": totals[0] / count, "val_PSNR": totals[1] / count, "val_SSIM": totals[2] / count}
+        if self.volume_metrics is not None and self.chief:
+            metrics.update(self.volume_metrics(self.model))
         with writer.as_default(step=epoch + 1):
             for name, value in metrics.items():
                 tf.summary.scalar(name.replace("_", "/", 1), value)
@@ -323,7 +330,8 @@ class Trainer:
 
     def _write_csv(self, rows):
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        columns = list(dict.fromkeys(key for row in rows for key in row))  # rows of a resumed older run may lack some
+        writer = csv.DictWriter(buffer, fieldnames=columns, restval="")
         writer.writeheader()
         writer.writerows(rows)
         write_text(self.output_dir / METRICS_CSV, buffer.getvalue())

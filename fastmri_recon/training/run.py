@@ -36,7 +36,7 @@ from fastmri_recon.data.datasets.volume3d import nifti_paths
 from fastmri_recon.data.datasets.volumes import reading_errors
 from fastmri_recon.data.h5 import list_volumes, target_shape
 from fastmri_recon.errors import ConfigError, quote
-from fastmri_recon.evaluate.evaluate import NonCartesianAcquisition
+from fastmri_recon.evaluate.evaluate import NonCartesianAcquisition, evaluate_directory
 from fastmri_recon.files import make_directory, write_text
 from fastmri_recon.models.registry import build, get_entry
 from fastmri_recon.models.weights import load_checked
@@ -129,7 +129,7 @@ def pipeline_config(config, seed):
     if config.volumetric:
         return Volume3DConfig(
             trajectory=config.trajectory, acceleration=config.accelerations[0], trajectory_options=config.trajectory_options,
-            volume_shape=config.volume_shape, batch_size=config.batch_size, seed=seed,
+            volume_shape=config.volume_shape, batch_size=config.batch_size, seed=seed, scale_factor=config.scale_factor,
         )
     options = {
         "slice_selection": config.slice_selection,
@@ -137,6 +137,7 @@ def pipeline_config(config, seed):
         "contrasts": config.contrasts,
         "batch_size": config.batch_size,
         "seed": seed,
+        "scale_factor": config.scale_factor,
     }
     if config.acquisition == "noncartesian":
         return NonCartesianConfig(
@@ -182,6 +183,31 @@ def data_functions(config):
         return split_dataset(config, val_source, config.seed, False, context)
 
     return train, val
+
+
+def volume_metrics(config):
+    """The loop's ``volume_metrics`` hook: fastMRI's per-volume means on the validation split, as `evaluate` reports them.
+
+    Every validation volume is reconstructed (Cartesian: with the file-name-seeded masks the
+    validation pipeline uses too; non-Cartesian: the run's acquisition) and scored by
+    `evaluate_directory`; the loop's own ``val_PSNR`` / ``val_SSIM`` are means over slices, which
+    weigh volumes by their slice counts and slices by their own data range.
+
+    Returns:
+        ``(model) -> {"val_PSNR_volumes": ..., "val_SSIM_volumes": ..., "val_NMSE_volumes": ...}``,
+        or None for 3D runs and runs with ``validation_steps`` (a partial validation).
+    """
+    if config.volumetric or config.validation_steps is not None:
+        return None
+    data = acquisition(config, config.seed)
+    sampler = data.mask_sampler() if config.acquisition == "cartesian" else data
+    source = split_source(config, "val")
+
+    def metrics(model):
+        result = evaluate_directory(model, config.name, source, sampler, progress=False, scale_factor=config.scale_factor)
+        return {f"val_{name}_volumes": value for name, value in result.summary.means().items()}
+
+    return metrics
 
 
 def _optimizer(config):
@@ -309,6 +335,7 @@ def _fit(config, strategy, description, crop_size, progress):
                 validation_steps=config.validation_steps,
                 progress=progress,
             ),
+            volume_metrics=volume_metrics(config),
         )
         with reading_errors():
             summary = trainer.fit()
