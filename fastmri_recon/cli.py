@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from fastmri_recon import __version__
-from fastmri_recon.data.trajectories import KINDS
+from fastmri_recon.data.trajectories import KINDS, LEARNED_TRAJECTORIES
 from fastmri_recon.errors import FastMRIReconError, quote
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -32,6 +32,34 @@ DATA_SCALE_OPTION = click.option(
     help="Multiply the files' k-space by this before the model's own scale factor, for data in other units than "
     "the model's training data (fastMRI's: see README); outputs are divided by it, so they stay in the files' units.",
 )
+
+
+def compression_options(command):
+    """``--virtual-coils`` / ``--coil-compression`` of the commands that read multi-coil files."""
+    command = click.option(
+        "--coil-compression", type=click.Choice(["svd", "geometric"]), default="svd", show_default=True, help="With --virtual-coils."
+    )(command)
+    return click.option(
+        "--virtual-coils",
+        type=click.IntRange(min=1),
+        help="Compress each slice of multi-coil files to this many virtual coils (methods without a recorded "
+        "compression; a training run applies its own).",
+    )(command)
+
+
+def _compression(virtual_coils, method):
+    """The `SliceCompression` of the options, or None."""
+    from fastmri_recon.data.coil_compression import SliceCompression
+
+    return None if virtual_coils is None else SliceCompression(virtual_coils, method)
+
+
+def _trained_compression(training):
+    """The coil compression a training configuration (``TrainConfig.to_json()``, or None) records, or None."""
+    training = training or {}
+    if training.get("virtual_coils") is None:
+        return None
+    return _compression(training["virtual_coils"], training.get("coil_compression") or "svd")
 
 
 def _import_tensorflow_quietly():
@@ -109,13 +137,14 @@ MASK_TYPES = ["random", "equispaced", "equispaced_fraction", "magic", "magic_fra
 class _Method:
     """One method to evaluate: its label, the model (None: a registry entry, built for the data), the
     training run's `TrainConfig` (run directories), the k-space scale it expects (None: a registry
-    entry, the pipeline's default) and its acquisition."""
+    entry, the pipeline's default), its acquisition and the coil compression it was trained with."""
 
     label: str
     model: object
     run_config: object
     scale_factor: float
     acquisition: str
+    compression: object = None
 
 
 def _methods(names, weights, manifest, directory):
@@ -137,13 +166,15 @@ def _methods(names, weights, manifest, directory):
             methods.append(_Method(name, None, None, None, entry.acquisition))
         elif is_run_directory(name):
             model, config = load_trained_model(name, weights)
-            methods.append(_Method(Path(name).name, model, config, config.scale_factor, model.acquisition))
+            kind = config.acquisition  # "noncartesian" for a run that learned its trajectory too
+            methods.append(_Method(Path(name).name, model, config, config.scale_factor, kind, config.compression()))
         else:
             source = _resolve_model(name, weights, manifest)
             cartesian = get_entry(source.architecture).acquisition == "cartesian"
             pretrained = load_source(source, crop_size=target_shape(directory) if cartesian else None)
             model = pretrained.model
-            methods.append(_Method(pretrained.name, model, None, pretrained.scale_factor, model.acquisition))
+            compression = _trained_compression(source.training)
+            methods.append(_Method(pretrained.name, model, None, pretrained.scale_factor, model.acquisition, compression))
     return methods
 
 
@@ -216,8 +247,8 @@ def _noncartesian_acquisition(trajectory, accelerations, methods, directory):
     built = [m.model for m in methods if m.model is not None and m.acquisition == "noncartesian"]
     if trajectory is None and not runs:
         raise click.BadParameter(f"needed for non-Cartesian baselines and published models ({', '.join(KINDS)})", param_hint="--trajectory")
-    if trajectory is None:
-        base = acquisition(runs[0], runs[0].seed)
+    if trajectory is None:  # a run that learned its trajectory: the others get the kind it started from
+        base = dataclasses.replace(acquisition(runs[0], runs[0].seed), learned=False)
         if values:
             base = dataclasses.replace(base, pipeline=dataclasses.replace(base.pipeline, acceleration=values[0]))
     else:
@@ -227,7 +258,21 @@ def _noncartesian_acquisition(trajectory, accelerations, methods, directory):
         grid = built[0].image_shape
     else:
         grid = base.pipeline.volume_shape if base.volumetric else target_shape(directory)
+    if not base.volumetric:
+        _check_grids(methods, target_shape(directory), directory)
     return base, grid
+
+
+def _check_grids(methods, targets, directory):
+    """Refuse, before any work, a 2D non-Cartesian network whose grid (fixed by its weights' run) is smaller than the targets."""
+    for method in methods:
+        grid = getattr(method.model, "image_shape", None)
+        if method.acquisition == "noncartesian" and grid is not None and len(grid) == 2 and (targets[0] > grid[0] or targets[1] > grid[1]):
+            raise click.BadParameter(
+                f"'{method.label}' works on a {grid[0]} x {grid[1]} grid; the targets of {directory} are {targets[0]} x {targets[1]}: "
+                "evaluate it on data of at most its grid, or train it on this data's size",
+                param_hint="--model",
+            )
 
 
 @cli.command()
@@ -257,12 +302,13 @@ def _noncartesian_acquisition(trajectory, accelerations, methods, directory):
 )
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1), help="Slices per model call.")
 @DATA_SCALE_OPTION
+@compression_options
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), help="Write results.{json,csv,md} and a figure here.")
 @MANIFEST_OPTION
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def evaluate(
-    directory, model_names, weights, mask_type, accelerations, center_fractions, trajectory, batch_size, data_scale, output_dir, manifest,
-    quiet,
+    directory, model_names, weights, mask_type, accelerations, center_fractions, trajectory, batch_size, data_scale, virtual_coils,
+    coil_compression, output_dir, manifest, quiet,
 ):
     """Evaluate models / baselines on DIRECTORY (fastMRI files with targets), print PSNR / SSIM / NMSE.
 
@@ -280,7 +326,7 @@ def evaluate(
     from fastmri_recon.evaluate.tables import markdown_table, write_results
     from fastmri_recon.models.registry import build
     from fastmri_recon.training.config import DEMO_VOLUMES
-    from fastmri_recon.training.run import demo_split
+    from fastmri_recon.training.run import acquisition, demo_split
 
     from fastmri_recon.files import make_directory
 
@@ -293,6 +339,9 @@ def evaluate(
         raise click.BadParameter("a Cartesian option, but no --model is Cartesian", param_hint="--mask-type / --center-fraction")
     if "noncartesian" not in kinds and trajectory:
         raise click.BadParameter("a non-Cartesian option, but no --model is non-Cartesian", param_hint="--trajectory")
+    if "cartesian" not in kinds and virtual_coils:
+        raise click.BadParameter("coil compression applies to Cartesian multi-coil files, but no --model is Cartesian", param_hint="--virtual-coils")
+    given = _compression(virtual_coils, coil_compression)
     if "cartesian" in kinds:
         sampler = _sampler(mask_type or "random", accelerations or "4", center_fractions)
         _check_coils(methods, directory)
@@ -301,17 +350,21 @@ def evaluate(
     results = []
     for method in methods:
         config = method.run_config
+        compression = None
         if method.acquisition == "cartesian":
             model, source, data = method.model or build(method.label), directory, sampler
             scale = (method.scale_factor or DEFAULT_SCALE_FACTOR) * data_scale
+            compression = method.compression or given
         else:
             model = method.model or build(method.label, image_shape=grid)
             scale = (method.scale_factor or nc_acquisition.scale_factor) * data_scale
-            pipeline = dataclasses.replace(nc_acquisition.pipeline, scale_factor=scale)
-            data = dataclasses.replace(nc_acquisition, pipeline=pipeline, density_compensation=config is None or config.density_compensation)
+            # a run that learned its trajectory samples the images itself; the others share one acquisition
+            shared = acquisition(config, config.seed) if model.acquisition == "learned" else nc_acquisition
+            pipeline = dataclasses.replace(shared.pipeline, scale_factor=scale)
+            data = dataclasses.replace(shared, pipeline=pipeline, density_compensation=config is None or config.density_compensation)
             volumes = data.volumetric and str(directory) == DEMO_VOLUMES
             source = demo_split("val", model.image_shape) if volumes else directory
-        results.append(evaluate_directory(model, method.label, source, data, batch_size, not quiet, scale))
+        results.append(evaluate_directory(model, method.label, source, data, batch_size, not quiet, scale, compression=compression))
     click.echo(markdown_table(results))
     if output_dir is not None:
         written = write_results(output_dir, results)
@@ -356,7 +409,12 @@ SIGTERM_STATUS = 143
 @click.option("--mask-type", type=click.Choice(MASK_TYPES), help="Cartesian models: [default: random]")
 @click.option("--acceleration", "accelerations", help="Comma-separated accelerations, one drawn per example (non-Cartesian: one) [default: 4].")
 @click.option("--center-fraction", "center_fractions", help="Comma-separated center fractions [default: 0.08 for 4, 0.04 for 8].")
-@click.option("--trajectory", type=click.Choice(KINDS), help="Non-Cartesian models: simulated trajectory [default: radial (2D), stack_of_spirals (3D)].")
+@click.option(
+    "--trajectory",
+    type=click.Choice(KINDS + LEARNED_TRAJECTORIES),
+    help="Non-Cartesian models: simulated trajectory [default: radial (2D), stack_of_spirals (3D)]; learned-radial / "
+    "learned-spiral: trained with the network within the gradient limits (saved in the run directory).",
+)
 @click.option("--trajectory-option", "trajectory_options", multiple=True, metavar="KEY=VALUE", help="Trajectory argument (repeatable), e.g. n_shots=8.")
 @click.option("--image-shape", help="2D non-Cartesian models: image grid H,W [default: the targets' size].")
 @click.option("--volume-shape", help="3D models: volume grid D,H,W [default: 32,32,32].")
@@ -367,6 +425,8 @@ SIGTERM_STATUS = 143
     help="Factor applied to k-space and targets, recorded with the run and applied by every command that uses it "
     "[default: 1e6 (fastMRI's units); 3D volumes: 1].",
 )
+@click.option("--virtual-coils", type=int, help="Cartesian multi-coil models: compress each slice to this many virtual coils (recorded with the run).")
+@click.option("--coil-compression", type=click.Choice(["svd", "geometric"]), help="With --virtual-coils [default: svd].")
 @click.option("--contrast", "contrasts", multiple=True, help="Keep files with this acquisition attribute (repeatable).")
 @click.option("--slice-selection", type=click.Choice(["all", "random"]), help="[default: all]")
 @click.option("--phase-augmentation", is_flag=True, default=None, help="Random global phase per training example.")
@@ -616,9 +676,10 @@ def weights_publish(run_dir, repo_id, name, which, output_dir, eval_dir, manifes
     help="hdf5: fastMRI submission files; nifti: NAME.nii.gz with the header's geometry; dicom: a series folder NAME/ per volume.",
 )
 @DATA_SCALE_OPTION
+@compression_options
 @MANIFEST_OPTION
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def reconstruct(input_dir, output_dir, model_spec, which, batch_size, output_format, data_scale, manifest, quiet):
+def reconstruct(input_dir, output_dir, model_spec, which, batch_size, output_format, data_scale, virtual_coils, coil_compression, manifest, quiet):
     """Reconstruct the test files of INPUT_DIR into fastMRI submission files in OUTPUT_DIR.
 
     Input files carry their undersampled k-space and mask (fastMRI test / challenge files, the demo
@@ -636,6 +697,7 @@ def reconstruct(input_dir, output_dir, model_spec, which, batch_size, output_for
     from fastmri_recon.reconstruct import reconstruct_directory
 
     size = target_shape(input_dir)  # the output size comes from the data (the weights do not depend on it)
+    compression = _compression(virtual_coils, coil_compression)
     if model_spec in ENTRIES and ENTRIES[model_spec].kind == "baseline":
         model, scale, origin = build(model_spec, crop_size=size), DEFAULT_SCALE_FACTOR, "registry baseline"
     else:
@@ -644,8 +706,11 @@ def reconstruct(input_dir, output_dir, model_spec, which, batch_size, output_for
             raise click.BadParameter(f"'{model_spec}' is a non-Cartesian model: reconstruct handles Cartesian data", param_hint="--model")
         pretrained = load_source(source, crop_size=size)
         model, scale, origin = pretrained.model, pretrained.scale_factor, f"{pretrained.name}, {source.origin}"
+        compression = _trained_compression(source.training) or compression
     label = model_spec if model_spec in ENTRIES else pretrained.name
-    written = reconstruct_directory(model, input_dir, output_dir, scale * data_scale, batch_size, not quiet, output_format, label)
+    written = reconstruct_directory(
+        model, input_dir, output_dir, scale * data_scale, batch_size, not quiet, output_format, label, compression=compression
+    )
     click.echo(f"{len(written)} reconstructions written to {output_dir} ({origin})")
 
 

@@ -65,7 +65,7 @@ def _write_image_volume(input_path, output_dir, volume, output_format, descripti
 
 def reconstruct_directory(
     model, input_dir, output_dir, scale_factor=DEFAULT_SCALE_FACTOR, batch_size=8, progress=True, output_format="hdf5",
-    description="fastmri-recon",
+    description="fastmri-recon", compression=None,
 ):
     """Reconstruct every file of ``input_dir`` into a submission file of the same name in ``output_dir``.
 
@@ -78,13 +78,15 @@ def reconstruct_directory(
         progress: a progress bar over the batches.
         output_format: ``"hdf5"`` (fastMRI submission files), ``"nifti"`` or ``"dicom"``.
         description: the model, as NIfTI / DICOM series descriptions name it (the acceleration is added).
+        compression: a `coil_compression.SliceCompression` applied to every slice of multi-coil
+            files (as the model's training pipeline did), or None.
 
     Returns:
         list of the written paths (files, or DICOM series folders), in file-name order.
 
     Raises:
-        ConfigError: ``output_dir`` is ``input_dir``, a non-Cartesian model, an unknown format or
-            (DICOM) pydicom missing.
+        ConfigError: ``output_dir`` is ``input_dir``, a non-Cartesian model, an unknown format,
+            (DICOM) pydicom missing, or a ``compression`` the files cannot take (single-coil, fewer coils).
         DataError: a missing / empty directory, a bad file (NaN / Inf values included), a file
             without ``mask``, an ``output_dir`` that cannot be created or written; no file is written.
     """
@@ -103,7 +105,8 @@ def reconstruct_directory(
         require("pydicom", "writing DICOM files")  # before any work
     with FastMRIFile(list_volumes(input_dir)[0]) as first:
         smaps = "acs" if first.is_multicoil and model.needs_smaps else None
-    config = InferenceConfig(batch_size=batch_size, scale_factor=scale_factor, sensitivity_maps=smaps)
+    coils = {} if compression is None else {"virtual_coils": compression.coils, "coil_compression": compression.method}
+    config = InferenceConfig(batch_size=batch_size, scale_factor=scale_factor, sensitivity_maps=smaps, **coils)
     dataset = inference_dataset(input_dir, config)
     make_directory(output_dir)
     volumes, current, indices, images = {}, None, [], []

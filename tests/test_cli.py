@@ -8,6 +8,8 @@ import sys
 import pytest
 from data.test_h5 import corrupt  # noqa: F401  (shared bad-file factory)
 
+from conftest import random_volume
+
 from fastmri_recon.cli import main
 
 
@@ -181,6 +183,12 @@ def test_train_noncartesian_then_evaluate_the_run_and_the_adjoint(demo_dir, tmp_
     assert "| ncpdnet_singlecoil_spiral_x4 | spiral x4 (n_shots=4) | 2 |" in out and "| nc-adjoint | spiral x4 (n_shots=4) | 2 |" in out
     assert [r["model"] for r in json.loads((tmp_path / "eval" / "results.json").read_text())] == ["ncpdnet_singlecoil_spiral_x4", "nc-adjoint"]
     assert (tmp_path / "eval" / "reconstructions.png").is_file()
+    # a run's grid is its training size: larger targets are refused before any work, both sizes named
+    (tmp_path / "large").mkdir()
+    random_volume(tmp_path / "large" / "large.h5", height=96, width=96)
+    status, out, err = run_main(["evaluate", str(tmp_path / "large"), "--model", "nc-adjoint", "--model", str(run_dir), "--quiet"], capfd)
+    assert status == 2 and len(err) == 1 and not out
+    assert f"'ncpdnet_singlecoil_spiral_x4' works on a 32 x 32 grid; the targets of {tmp_path / 'large'} are 48 x 48" in err[0]
 
 
 def test_evaluate_adjoint_on_a_trajectory(demo_dir, tmp_path, capfd):

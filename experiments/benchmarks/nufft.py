@@ -9,9 +9,16 @@ runs, for:
 
 Methods: ours with a precomputed `NUFFTPlan`, eagerly and inside ``tf.function``; ours computing the
 interpolation on the fly inside ``tf.function`` (what a model does when the trajectory is an input);
-finufft with a plan (``setpts`` done once) with 1 thread and with all cores (TensorFlow may use all
-cores; the ratios are against the faster of the two); tfkbnufft (``tf.function`` as it ships, its
-default 6-point Kaiser-Bessel table, its output rescaled to our normalisation) if it can be imported.
+ours through the ``"finufft"`` backend of `NUFFTPlan` (``tf.numpy_function``, plan reused) when finufft
+is installed; finufft with a plan (``setpts`` done once) with 1 thread and with all cores (TensorFlow
+may use all cores; the ratios are against the faster of the two); tfkbnufft (``tf.function`` as it
+ships, its default 6-point Kaiser-Bessel table, its output rescaled to our normalisation) if it can be
+imported.
+
+Per-call plans: the "setup" column times, interleaved with the rest, the construction of our plan
+inside ``tf.function`` (interpolation matrix: sorting, indices, weights) and finufft's ``setpts``; the
+note of the on-the-fly row gives its ratio to a call with a plan and to finufft's ``setpts`` +
+execute. "plan MB" is the memory of our plan's tensors (grid indices, weights, sample order).
 The runs of all methods of a case are interleaved, so that a change of the machine's load hits them
 alike. The note gives the time of the first forward and adjoint calls (tracing and, for ours, the XLA
 compilation of the interpolation kernels), and of the eager construction of our plan. Accuracy of
@@ -35,6 +42,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from fastmri_recon.data.trajectories import kooshball_trajectory, radial_trajectory  # noqa: E402
+from fastmri_recon.ops import nufft_backends  # noqa: E402
 from fastmri_recon.ops.nufft import NUFFTPlan, kernel_width, np_ndft, np_ndft_adjoint, nufft  # noqa: E402
 
 try:
@@ -64,27 +72,45 @@ def complex_noise(rng, shape):
     return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
 
 
-class Ours:
-    """Our NUFFT with a precomputed plan (eager or tf.function) or on the fly."""
+def plan_tensors(plan):
+    """The tensors a `NUFFTPlan` of the "tensorflow" backend holds (grid indices, weights, sample order)."""
+    interp = plan._engine.interp  # noqa: SLF001 - the benchmark reports the plan's memory
+    return interp.columns, interp.weights, interp.order
 
-    def __init__(self, traj, shape, eps, mode):
+
+def plan_megabytes(plan):
+    return sum(t.shape.num_elements() * t.dtype.size for t in plan_tensors(plan)) / 1e6
+
+
+class Ours:
+    """Our NUFFT with a precomputed plan (eager or tf.function), on the fly, or through another backend."""
+
+    def __init__(self, traj, shape, eps, mode, backend="tensorflow"):
         self.mode = mode
         self.shape = shape
         self.eps = eps
+        self.backend = backend
         self.traj = tf.constant(traj)
         start = time.perf_counter()
-        self.plan = NUFFTPlan(self.traj, shape, eps=eps)
+        self.plan = NUFFTPlan(self.traj, shape, eps=eps, backend=backend)
         self.plan_seconds = time.perf_counter() - start
+        self.setup = None
         if mode == "eager":
             self.forward, self.adjoint = self.plan.forward, self.plan.adjoint
         elif mode == "function":
             self.forward, self.adjoint = tf.function(self.plan.forward), tf.function(self.plan.adjoint)
+            if backend == "tensorflow":
+                build = tf.function(lambda t: plan_tensors(NUFFTPlan(t, shape, eps=eps)))
+                self.setup = lambda: [a.numpy() for a in build(self.traj)]
         else:
             self.forward = tf.function(lambda x: nufft(x, self.traj, eps=eps))
             self.adjoint = tf.function(lambda y: NUFFTPlan(self.traj, shape, eps=eps).adjoint(y))
 
+    def megabytes(self):
+        return plan_megabytes(self.plan) if self.backend == "tensorflow" else None
+
     def check(self, sub_traj, image, values):
-        plan = NUFFTPlan(sub_traj, self.shape, eps=self.eps)
+        plan = NUFFTPlan(sub_traj, self.shape, eps=self.eps, backend=self.backend)
         return plan.forward(image).numpy(), plan.adjoint(values).numpy()
 
 
@@ -106,6 +132,10 @@ class Finufft:
 
     def adjoint(self, values):
         return self.adj.execute(values) * self.scale
+
+    def setup(self, traj):
+        """``setpts`` of a trajectory on the forward plan (what an on-the-fly call adds)."""
+        self.fwd.setpts(*[np.ascontiguousarray(t, np.float32) for t in traj])
 
     def check(self, sub_traj, image, values):
         fwd = self._plans(sub_traj, 2, -1, 1)
@@ -141,22 +171,30 @@ def interleaved_medians(methods, repeats):
 
     Interleaving makes the comparison fair on a machine whose load changes during the run. Sets
     ``method["first"]``, the time of the first forward and adjoint calls (tracing, compilation).
+    A method's optional ``"setup"`` (plan construction) is timed alike.
+
+    Returns:
+        dict ``id(method) -> (forward, adjoint, setup)`` median seconds (``setup`` None without one).
     """
+    keys = ("forward", "adjoint", "setup")
     for method in methods:
         start = time.perf_counter()
         method["forward"]()
         method["adjoint"]()
         method["first"] = time.perf_counter() - start
-        method["forward"]()  # warm-up (plans, caches)
-        method["adjoint"]()
-    times = {id(m): ([], []) for m in methods}
+        for key in keys:  # warm-up (plans, caches, the setup's tracing)
+            if method.get(key):
+                method[key]()
+    times = {id(m): {key: [] for key in keys} for m in methods}
     for _ in range(repeats):
         for method in methods:
-            for which, key in enumerate(("forward", "adjoint")):
-                start = time.perf_counter()
-                method[key]()
-                times[id(method)][which].append(time.perf_counter() - start)
-    return {id(m): (statistics.median(times[id(m)][0]), statistics.median(times[id(m)][1])) for m in methods}
+            for key in keys:
+                if method.get(key):
+                    start = time.perf_counter()
+                    method[key]()
+                    times[id(method)][key].append(time.perf_counter() - start)
+    return {id(m): tuple(statistics.median(times[id(m)][k]) if times[id(m)][k] else None for k in keys)
+            for m in methods}
 
 
 def run_case(name, eps_list, repeats, rng, threads):
@@ -183,13 +221,18 @@ def run_case(name, eps_list, repeats, rng, threads):
                 ref = Finufft(traj, shape, eps, coils, n_threads)
                 methods.append(dict(method=f"finufft, plan, {n_threads} thread(s)", eps=eps, width="-",
                                     forward=lambda ref=ref: ref.forward(img), adjoint=lambda ref=ref: ref.adjoint(val),
+                                    setup=lambda ref=ref: ref.setup(traj), megabytes=None,
                                     check=lambda ref=ref: ref.check(sub_traj, image[0, 0], sub_values), extra=""))
-        for mode, label in (("eager", "ours, plan, eager"), ("function", "ours, plan, tf.function"),
-                            ("on_the_fly", "ours, on the fly, tf.function")):
-            ours = Ours(traj, shape, eps, mode)
-            methods.append(dict(method=label, eps=eps, width=width,
+        variants = [("eager", "tensorflow", "ours, plan, eager"), ("function", "tensorflow", "ours, plan, tf.function"),
+                    ("on_the_fly", "tensorflow", "ours, on the fly, tf.function")]
+        if finufft is not None and nufft_backends.is_available("finufft"):
+            variants.append(("function", "finufft", "ours, backend 'finufft', plan, tf.function"))
+        for mode, backend, label in variants:
+            ours = Ours(traj, shape, eps, mode, backend)
+            methods.append(dict(method=label, eps=eps, width=width if backend == "tensorflow" else "-",
                                 forward=lambda ours=ours: ours.forward(x_tf).numpy(),
-                                adjoint=lambda ours=ours: ours.adjoint(y_tf).numpy(),
+                                adjoint=lambda ours=ours: ours.adjoint(y_tf).numpy(), setup=ours.setup,
+                                megabytes=ours.megabytes() if mode != "on_the_fly" else None, mode=mode,
                                 check=lambda ours=ours: ours.check(sub_traj, image[0, 0], sub_values),
                                 extra=f"plan built in {ours.plan_seconds * 1e3:.0f} ms" if mode == "eager" else ""))
         if KbNufftModule is not None and eps == eps_list[0]:
@@ -199,22 +242,40 @@ def run_case(name, eps_list, repeats, rng, threads):
                                 check=lambda: kb.check(sub_traj, image[0, 0], sub_values), extra=""))
         medians = interleaved_medians(methods, repeats)
         for method in methods:
+            method["extra"] = "; ".join(filter(None, [method["extra"], on_the_fly_note(method, methods, medians)]))
+        for method in methods:
             fwd, adj = method["check"]()
-            t_fwd, t_adj = medians[id(method)]
+            t_fwd, t_adj, t_setup = medians[id(method)]
             note = "; ".join(filter(None, [f"first calls {method['first'] * 1e3:.0f} ms", method["extra"]]))
             rows.append(dict(case=name, eps=method["eps"], width=method["width"], method=method["method"], fwd=t_fwd,
-                             adj=t_adj, err_fwd=rel_err(fwd, exact_fwd), err_adj=rel_err(adj, exact_adj),
-                             extra=note, ref_eps=eps))
+                             adj=t_adj, setup=t_setup, megabytes=method.get("megabytes"),
+                             err_fwd=rel_err(fwd, exact_fwd), err_adj=rel_err(adj, exact_adj), extra=note, ref_eps=eps))
             print(f"  {name} eps={eps} {method['method']}: fwd {t_fwd * 1e3:.1f} ms, adj {t_adj * 1e3:.1f} ms",
                   flush=True)
     return rows, n_samples
 
 
+def on_the_fly_note(method, methods, medians):
+    """For the on-the-fly row: its ratios to a call with our plan and to the fastest finufft's setpts + execute."""
+    if method.get("mode") != "on_the_fly":
+        return ""
+    with_plan = next(m for m in methods if m.get("mode") == "function" and m["method"].startswith("ours, plan"))
+    fwd, adj, _ = medians[id(method)]
+    plan_fwd, plan_adj, plan_setup = medians[id(with_plan)]
+    note = f"on the fly / plan: fwd {fwd / plan_fwd:.2f}, adj {adj / plan_adj:.2f} (plan build {plan_setup * 1e3:.1f} ms)"
+    refs = [medians[id(m)] for m in methods if m["method"].startswith("finufft")]
+    if refs:
+        ref_fwd = min(f + s for f, _, s in refs)
+        ref_adj = min(a + s for _, a, s in refs)
+        note += f"; / finufft incl. setpts: fwd {fwd / ref_fwd:.2f}, adj {adj / ref_adj:.2f}"
+    return note
+
+
 def table(rows):
     lines = [
-        "| case | eps | W | method | forward ms | adjoint ms | fwd / finufft | adj / finufft | fwd rel. err | "
-        "adj rel. err | note |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| case | eps | W | method | forward ms | adjoint ms | setup ms | plan MB | fwd / finufft | adj / finufft "
+        "| fwd rel. err | adj rel. err | note |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     reference = {}
     for r in rows:  # the ratios are against the faster finufft (over the thread counts) at the same eps
@@ -225,9 +286,11 @@ def table(rows):
         ref = reference.get((r["case"], r["ref_eps"]))
         ratio_f = f"{r['fwd'] / ref['fwd']:.2f}" if ref else "-"
         ratio_a = f"{r['adj'] / ref['adj']:.2f}" if ref else "-"
+        setup = f"{r['setup'] * 1e3:.1f}" if r.get("setup") is not None else "-"
+        megabytes = f"{r['megabytes']:.0f}" if r.get("megabytes") is not None else "-"
         lines.append(
             f"| {r['case']} | {r['eps']} | {r['width']} | {r['method']} | {r['fwd'] * 1e3:.1f} | {r['adj'] * 1e3:.1f} "
-            f"| {ratio_f} | {ratio_a} | {r['err_fwd']:.1e} | {r['err_adj']:.1e} | {r['extra']} |"
+            f"| {setup} | {megabytes} | {ratio_f} | {ratio_a} | {r['err_fwd']:.1e} | {r['err_adj']:.1e} | {r['extra']} |"
         )
     return "\n".join(lines)
 

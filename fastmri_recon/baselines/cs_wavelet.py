@@ -7,6 +7,8 @@ of the complex detail coefficients (approximation coefficients are not penalised
 random amount at each iteration, which averages the transform over translations (an undecimated
 wavelet prior, approximately). Multiplying ``lambda`` by ``max|A^H y|`` makes it independent of
 the data's scale; choose it on the validation split (`fastmri_recon.baselines.tuning.choose_parameter`).
+Each iteration applies ``A^H A`` by 1D FFTs along the columns only (`CartesianOperator.normal`), with
+``A^H y`` computed once.
 """
 
 import keras
@@ -56,7 +58,7 @@ def fista(operator, kspace, prox, threshold, iterations, rng=None):
     """FISTA for ``1/2 ||A x - y||^2 + threshold * R(x)`` with step 1.
 
     Args:
-        operator: a `CartesianOperator` with ``||A|| <= 1``.
+        operator: a `CartesianOperator` with ``||A|| <= 1`` (its ``normal`` and ``adjoint`` are used).
         kspace: measured k-space ``(H, W)`` or ``(coils, H, W)``.
         prox: ``prox(image, threshold)``, the proximal operator of ``threshold * R``.
         threshold: the regularisation weight.
@@ -66,10 +68,10 @@ def fista(operator, kspace, prox, threshold, iterations, rng=None):
     Returns:
         complex ``(H, W)`` image.
     """
-    x = z = operator.adjoint(kspace)
+    x = z = data = operator.adjoint(kspace)
     t = 1.0
     for _ in range(iterations):
-        v = z - operator.adjoint(operator.forward(z) - kspace)
+        v = z - operator.normal(z) + data  # z - A^H (A z - y)
         if rng is None:
             x_new = prox(v, threshold)
         else:

@@ -4,15 +4,53 @@
 identity for single-coil data. With sensitivities whose root-sum-of-squares is at most one,
 ``||A|| <= 1``, which the FISTA step size relies on.
 
+The normal operator ``A^H A`` needs no transform along the read-out: the mask acts on the columns
+only, so ``F^H M F = F_W^H M F_W`` (``F_W`` the 1D FFT along the last axis, the read-out FFT
+cancels), and on a circular grid the centering shifts cancel too, leaving
+``F_W^H ifftshift(M) F_W`` with the uncentered FFT; rows where every sensitivity is zero (the
+background of ACS maps) are skipped, since ``A^H A`` is zero there. FFTs are SciPy's, on all the
+cores this process may use.
+
 `warn_if_collinear` warns once per method and process when two coils see nearly the same thing
 (SENSE's maps, GRAPPA's calibration data): the parallel-imaging methods then amplify the noise.
 """
 
+import os
 import sys
 
 import numpy as np
+import scipy.fft
 
-from fastmri_recon.ops.fourier import np_fftc, np_ifftc
+FFT_WORKERS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+"""Threads of the baselines' SciPy FFTs: the cores this process may run on."""
+
+
+def fftc(x, axes=(-2, -1)):
+    """Centered orthonormal FFT over ``axes`` (as `fastmri_recon.ops.fourier.np_fftc`), multi-threaded.
+
+    Args:
+        x: complex array of any shape (complex64 stays complex64).
+        axes: axes to transform.
+
+    Returns:
+        complex array of ``x``'s shape.
+    """
+    shifted = np.fft.ifftshift(x, axes=axes)
+    return np.fft.fftshift(scipy.fft.fftn(shifted, axes=axes, norm="ortho", workers=FFT_WORKERS), axes=axes)
+
+
+def ifftc(x, axes=(-2, -1)):
+    """Centered orthonormal inverse FFT over ``axes`` (inverse of `fftc`), multi-threaded.
+
+    Args:
+        x: complex array of any shape.
+        axes: axes to transform.
+
+    Returns:
+        complex array of ``x``'s shape.
+    """
+    shifted = np.fft.ifftshift(x, axes=axes)
+    return np.fft.fftshift(scipy.fft.ifftn(shifted, axes=axes, norm="ortho", workers=FFT_WORKERS), axes=axes)
 
 
 class CartesianOperator:
@@ -26,18 +64,22 @@ class CartesianOperator:
     def __init__(self, mask, smaps=None):
         self.mask = np.asarray(mask, np.float32)
         self.smaps = None if smaps is None else np.asarray(smaps)
+        self._uncentred_mask = np.fft.ifftshift(self.mask)
+        if self.smaps is not None:
+            self._rows = np.flatnonzero(np.any(self.smaps != 0, axis=(0, 2)))
+            self._row_smaps = self.smaps[:, self._rows]
 
     def forward(self, image):
         """Image complex ``(H, W)`` -> k-space ``(H, W)`` or ``(coils, H, W)``."""
         if self.smaps is not None:
             image = self.smaps * image[None]
-        return np_fftc(image) * self.mask + 0.0
+        return fftc(image) * self.mask + 0.0
 
     def adjoint(self, kspace):
         """k-space ``(H, W)`` or ``(coils, H, W)`` -> image complex ``(H, W)``."""
-        image = np_ifftc(kspace * self.mask + 0.0)
+        image = ifftc(kspace * self.mask + 0.0)
         if self.smaps is not None:
-            image = np.sum(np.conj(self.smaps) * image, axis=0)
+            image = np.einsum("chw,chw->hw", np.conj(self.smaps), image)
         return image
 
     def coil_combined_magnitude(self, image):
@@ -49,9 +91,20 @@ class CartesianOperator:
             return np.abs(image)
         return np.abs(image) * np.sqrt(np.sum(np.abs(self.smaps) ** 2, axis=0))
 
+    def _masked_columns(self, x):
+        """``F_W^H ifftshift(M) F_W x`` along the last axis (uncentered 1D FFTs)."""
+        spectrum = scipy.fft.fft(x, axis=-1, workers=FFT_WORKERS)
+        spectrum *= self._uncentred_mask
+        return scipy.fft.ifft(spectrum, axis=-1, workers=FFT_WORKERS)
+
     def normal(self, image):
-        """``A^H A x`` for an image ``(H, W)``."""
-        return self.adjoint(self.forward(image))
+        """``A^H A x`` for an image complex ``(H, W)``, by 1D FFTs along the columns (see the module)."""
+        if self.smaps is None:
+            return self._masked_columns(image)
+        coils = self._masked_columns(self._row_smaps * image[self._rows][None])
+        out = np.zeros(image.shape, np.result_type(image, self.smaps, np.complex64))
+        out[self._rows] = np.einsum("chw,chw->hw", np.conj(self._row_smaps), coils)
+        return out
 
 
 def normalise_smaps(smaps):

@@ -10,8 +10,12 @@ coil array onto ``N`` virtual coils that keep most of the signal energy.
   so that the virtual coils stay smooth; it keeps more energy than ``svd`` for the same ``N``.
 
 Zero (not acquired) samples add nothing to the covariance, so undersampled k-space compresses as its
-acquired part does; the same compression applies to every slice of a volume.
+acquired part does; the same compression applies to every slice of a volume (`compress_coils` on a volume, as ``convert``
+does). `SliceCompression` is the data step of the pipelines, ``evaluate`` and ``reconstruct``: each
+slice compressed from its own acquired samples.
 """
+
+import dataclasses
 
 import numpy as np
 
@@ -105,3 +109,43 @@ def compress_coils(kspace, coils, method="svd", coil_axis=1, readout_axis=-2):
     else:
         compressed = _geometric(kspace, coils, coil_axis, readout_axis)
     return compressed.astype(np.complex64)
+
+
+@dataclasses.dataclass(frozen=True)
+class SliceCompression:
+    """Coil compression as a data step: each slice to ``coils`` virtual coils, from its own acquired samples.
+
+    The pipelines (training, validation, inference), ``evaluate`` and ``reconstruct`` apply it to
+    the undersampled k-space of every slice, before the sensitivity maps are estimated, so a
+    network sees the same kind of virtual coils in training and in use; ``convert --coils`` instead
+    compresses a whole volume with one matrix when writing files.
+
+    Attributes:
+        coils: number of virtual coils (at most the data's).
+        method: ``"svd"`` or ``"geometric"``.
+
+    Raises:
+        ConfigError: ``coils`` not a positive integer, or an unknown method.
+    """
+
+    coils: int
+    method: str = "svd"
+
+    def __post_init__(self):
+        if isinstance(self.coils, bool) or not isinstance(self.coils, (int, np.integer)) or self.coils < 1:
+            raise ConfigError(f"virtual_coils={self.coils!r}: expected a positive number of virtual coils")
+        if self.method not in METHODS:
+            raise ConfigError(f"coil_compression={self.method!r}: expected one of {', '.join(METHODS)}")
+
+    def check(self, data_coils, where):
+        """Raise `ConfigError` naming ``where`` unless the data's ``data_coils`` coils can be compressed to ``coils``."""
+        if self.coils > data_coils:
+            raise ConfigError(f"virtual_coils={self.coils}: more than the {data_coils} coils of {where}")
+
+    def apply(self, kspace):
+        """Compress each slice: complex ``(slices, C, H, W)`` -> complex64 ``(slices, coils, H, W)``."""
+        return np.stack([compress_coils(one, self.coils, self.method, coil_axis=0) for one in kspace])
+
+    def describe(self):
+        """A short text for tables, e.g. ``"4 virtual coils (svd)"``."""
+        return f"{self.coils} virtual coils ({self.method})"

@@ -45,6 +45,9 @@ GOLDEN_MEANS_3D = (0.465571231876768, 0.682327803828019)
 KINDS = ("radial", "spiral", "stack_of_radial", "stack_of_spirals", "kooshball")
 """Trajectory kinds known to `make_trajectory`."""
 
+LEARNED_TRAJECTORIES = ("learned-radial", "learned-spiral")
+"""Trajectories of training runs that learn them, from a radial / spiral start (`models.learned_trajectory`)."""
+
 _HIGH = np.nextafter(np.float32(np.pi), np.float32(0.0))  # largest float32 below pi
 _LOW = np.float32(-_HIGH)  # float32(-pi) is below -pi: use the smallest float32 above it
 

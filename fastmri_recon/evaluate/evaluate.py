@@ -53,17 +53,24 @@ class NonCartesianAcquisition:
             or a `Volume3DConfig` (3D samples simulated from volumes).
         density_compensation: True: the models get the pipeline's Pipe-Menon density; False: unit
             density (they then apply the plain adjoint ``A^H``).
+        learned: the trajectory is learned by the model (`models.learned_trajectory`, 2D): the
+            pipeline gives the images on the grid, which the model samples on its own trajectory
+            (``pipeline.trajectory`` is the kind it started from).
 
     Raises:
-        ConfigError: when ``pipeline`` is not one of the two configurations.
+        ConfigError: when ``pipeline`` is not one of the two configurations, or for a learned 3D
+            acquisition or one without density compensation.
     """
 
     pipeline: object
     density_compensation: bool = True
+    learned: bool = False
 
     def __post_init__(self):
         if type(self.pipeline) not in (NonCartesianConfig, Volume3DConfig):
             raise ConfigError(f"pipeline: expected a NonCartesianConfig or a Volume3DConfig, got {type(self.pipeline).__name__}")
+        if self.learned and (self.volumetric or not self.density_compensation):
+            raise ConfigError("a learned trajectory is 2D and always density-compensated (its Pipe-Menon density follows it)")
 
     @property
     def volumetric(self):
@@ -92,7 +99,7 @@ class NonCartesianAcquisition:
         if self.volumetric:
             dataset = volume3d_dataset(source, self.pipeline, training)
         else:
-            dataset = noncartesian_dataset(source, self.pipeline, training, input_context)
+            dataset = noncartesian_dataset(source, self.pipeline, training, input_context, images=self.learned)
         return dataset if self.density_compensation else dataset.map(_unit_density)
 
     def on_grid(self, image_shape, **changes):
@@ -104,7 +111,8 @@ class NonCartesianAcquisition:
     def describe(self):
         """A short text, e.g. ``"radial x4"``, ``"spiral x8 (n_shots=8)"``, ``"kooshball x4, no density compensation"``."""
         options = ", ".join(f"{key}={value}" for key, value in sorted(self.pipeline.trajectory_options.items()))
-        text = f"{self.pipeline.trajectory} x{self.pipeline.acceleration:g}" + (f" ({options})" if options else "")
+        kind = f"learned-{self.pipeline.trajectory}" if self.learned else self.pipeline.trajectory
+        text = f"{kind} x{self.pipeline.acceleration:g}" + (f" ({options})" if options else "")
         return text if self.density_compensation else f"{text}, no density compensation"
 
 
@@ -132,11 +140,13 @@ def volume_mask(handle, sampler):
     return seeded_volume_mask(sampler, handle.path.name, handle.kspace_shape[-1], padding)
 
 
-def cartesian_batches(model, handle, mask, batch_size=8, scale_factor=DEFAULT_SCALE_FACTOR):
+def cartesian_batches(model, handle, mask, batch_size=8, scale_factor=DEFAULT_SCALE_FACTOR, compression=None):
     """The Cartesian model inputs of every slice of a volume, ``batch_size`` slices at a time.
 
-    k-space is multiplied by ``scale_factor`` (as the training pipelines do); multi-coil data gets
-    sensitivity maps from its ACS band when the model needs them.
+    k-space is multiplied by ``scale_factor`` (as the training pipelines do), undersampled, and,
+    with a ``compression``, each slice compressed to virtual coils from its acquired samples (as the
+    multi-coil pipelines do); multi-coil data gets sensitivity maps from its ACS band when the
+    model needs them.
 
     Args:
         model: a registered Cartesian model or baseline.
@@ -144,13 +154,17 @@ def cartesian_batches(model, handle, mask, batch_size=8, scale_factor=DEFAULT_SC
         mask: float32 ``(W,)``, applied to every slice.
         batch_size: slices per batch.
         scale_factor: the data scaling the model was trained with.
+        compression: a `coil_compression.SliceCompression` (multi-coil files), or None.
 
     Yields:
         ``(kspace, mask[, smaps])``: complex64 ``(batch, [coils,] H, W)``, float32 ``(batch, W)``,
         complex64 ``(batch, coils, H, W)``.
     """
     for start in range(0, handle.num_slices, batch_size):
-        kspace = tf.constant(handle.kspace(slice(start, start + batch_size)) * np.complex64(scale_factor))
+        kspace = handle.kspace(slice(start, start + batch_size)) * np.complex64(scale_factor)
+        if compression is not None:
+            kspace = compression.apply(kspace * mask)
+        kspace = tf.constant(kspace)
         masks = tf.constant(np.broadcast_to(mask, (kspace.shape[0], mask.shape[0])))
         inputs = (kspace, masks)
         if handle.is_multicoil and model.needs_smaps:
@@ -207,6 +221,9 @@ def _check_acquisition(model, name, acquisition):
     if (model_kind == "cartesian") != isinstance(acquisition, MaskSampler):
         expected = "a mask (MaskSampler)" if model_kind == "cartesian" else "a trajectory (NonCartesianAcquisition)"
         raise ConfigError(f"{name}: reconstructs {model_kind} acquisitions: evaluate it with {expected}, not '{given}'")
+    if model_kind != "cartesian" and (model_kind == "learned") != acquisition.learned:
+        what = "learns its trajectory: it takes images" if model_kind == "learned" else "takes samples on a given trajectory"
+        raise ConfigError(f"{name}: {what}, not the inputs of '{given}'")
     if model_kind == "noncartesian" and acquisition.volumetric != (len(model.image_shape) == 3):
         raise ConfigError(f"{name}: works on {len(model.image_shape)}D images {model.image_shape}, not on a '{given}' acquisition")
 
@@ -225,13 +242,26 @@ def _checked_files(directory):
 
 
 def _stacked(examples, batch_size):
-    """Batches of ``batch_size`` pipeline examples ``(inputs, target)``: the inputs stacked, the last batch smaller."""
+    """Batches of ``batch_size`` pipeline examples ``(inputs, target)``: the inputs (a tuple or one tensor) stacked, the last batch smaller."""
     examples = iter(examples)
     while chunk := list(itertools.islice(examples, batch_size)):
-        yield tuple(tf.stack(parts) for parts in zip(*(inputs for inputs, _ in chunk)))
+        inputs = [inputs for inputs, _ in chunk]
+        if isinstance(inputs[0], tuple):
+            yield tuple(tf.stack(parts) for parts in zip(*inputs))
+        else:  # one input: the images of a model that learns its trajectory
+            yield tf.stack(inputs)
 
 
-def undersampled_volumes(model, directory, acquisition, batch_size=8, scale_factor=DEFAULT_SCALE_FACTOR, name=None):
+def _check_compression(files, compression):
+    """Refuse, before any work, a coil compression of single-coil files or to more coils than a file's."""
+    for path in files:
+        with FastMRIFile(path) as handle:
+            if not handle.is_multicoil:
+                raise ConfigError(f"{compression.describe()}: {path} is single-coil")
+            compression.check(handle.kspace_shape[1], path)
+
+
+def undersampled_volumes(model, directory, acquisition, batch_size=8, scale_factor=DEFAULT_SCALE_FACTOR, name=None, compression=None):
     """Each volume's target and model inputs: the acquisition's dispatch of the evaluation loop.
 
     Args:
@@ -244,6 +274,7 @@ def undersampled_volumes(model, directory, acquisition, batch_size=8, scale_fact
         scale_factor: the k-space scaling of Cartesian data (a `NonCartesianAcquisition` has its
             pipeline's ``scale_factor``).
         name: the method's name for messages (None: the model's class name).
+        compression: Cartesian multi-coil files: a `coil_compression.SliceCompression`, or None.
 
     Returns:
         ``(names, volumes, scale)``: the volume names in order; a generator of ``(name, target,
@@ -252,18 +283,23 @@ def undersampled_volumes(model, directory, acquisition, batch_size=8, scale_fact
         the factor the inputs carry.
 
     Raises:
-        ConfigError: when the model's acquisition (`Entry.acquisition`) is not the acquisition's.
+        ConfigError: when the model's acquisition (`Entry.acquisition`) is not the acquisition's, or
+            for a ``compression`` of non-Cartesian or single-coil data or to more coils than a file's.
         DataError: for a missing / empty directory, a bad file, or a file without target.
     """
     _check_acquisition(model, name or type(model).__name__, acquisition)
+    if compression is not None and not isinstance(acquisition, MaskSampler):
+        raise ConfigError(f"{compression.describe()}: coil compression applies to Cartesian multi-coil files, not to '{acquisition.describe()}'")
     if isinstance(acquisition, MaskSampler):
         files = _checked_files(directory)
+        if compression is not None:
+            _check_compression(files, compression)
 
         def cartesian():
             for path in files:
                 with FastMRIFile(path) as handle:
                     mask = volume_mask(handle, acquisition)
-                    yield path.name, handle.target(), cartesian_batches(model, handle, mask, batch_size, scale_factor)
+                    yield path.name, handle.target(), cartesian_batches(model, handle, mask, batch_size, scale_factor, compression)
 
         return [path.name for path in files], cartesian(), scale_factor
     if acquisition.volumetric:
@@ -332,7 +368,7 @@ class EvaluationResult:
 
 
 def evaluate_directory(
-    model, name, directory, sampler, batch_size=8, progress=True, scale_factor=DEFAULT_SCALE_FACTOR, max_volumes=None
+    model, name, directory, sampler, batch_size=8, progress=True, scale_factor=DEFAULT_SCALE_FACTOR, max_volumes=None, compression=None
 ):
     """Evaluate a model or baseline on every volume of a directory.
 
@@ -347,6 +383,8 @@ def evaluate_directory(
         progress: show a progress bar over volumes.
         scale_factor: the data scaling Cartesian models were trained with (`cartesian_batches`).
         max_volumes: evaluate only the first volumes (in file-name order), or None for all.
+        compression: Cartesian multi-coil files: a `coil_compression.SliceCompression` applied to
+            every slice (as the multi-coil pipelines do), or None.
 
     Returns:
         `EvaluationResult`.
@@ -359,7 +397,7 @@ def evaluate_directory(
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size={quote(batch_size)}: expected a positive integer")
-    names, volumes, scale = undersampled_volumes(model, directory, sampler, batch_size, scale_factor, name)
+    names, volumes, scale = undersampled_volumes(model, directory, sampler, batch_size, scale_factor, name, compression)
     names = names[:max_volumes]  # the volumes are produced lazily: the rest are never read
     summary, seconds, slices, example = MetricsSummary(), 0.0, 0, None
     where = Path(directory) if isinstance(directory, (str, Path)) else Path("volumes in memory")
@@ -377,7 +415,7 @@ def evaluate_directory(
     return EvaluationResult(
         model=name,
         directory=str(directory) if isinstance(directory, (str, Path)) else f"{len(directory)} volumes in memory",
-        acquisition=describe_acquisition(sampler),
+        acquisition=describe_acquisition(sampler) + (f", {compression.describe()}" if compression is not None else ""),
         summary=summary,
         seconds_per_slice=seconds / slices,
         num_params=int(model.count_params()) if model.built else 0,

@@ -10,6 +10,12 @@ Non-Cartesian models are called as ``model((kspace, trajectory, density))`` or
   adjoint (``A^H D``);
 - ``smaps``: complex64 sensitivity maps ``(batch, coils, *image_shape)``.
 
+Off-resonance-aware, they take ``(kspace, trajectory, density[, smaps], field_map, readout_times)``
+(5 inputs without maps, 6 with them): a B0 field map float32 ``(batch, *image_shape)`` in Hz and the
+samples' acquisition times float32 ``(batch, M)`` in seconds; the encoding is then the time-segmented
+`ops.off_resonance.OffResonanceEncoding` (``b0_segments`` segments) instead of
+`ops.encoding.NonCartesianEncoding`.
+
 They return float32 magnitude images ``(batch, h, w)`` (2D) or ``(batch, d, h, w)`` (3D),
 center-cropped to ``crop_size`` as the Cartesian models are, so evaluation and training loops serve
 both once they feed the right inputs.
@@ -32,10 +38,12 @@ oversampled field of view of most knee volumes). The NUFFT inside the models run
 import numpy as np
 import tensorflow as tf
 
-from fastmri_recon.errors import DataError
+from fastmri_recon.errors import ConfigError, DataError
 from fastmri_recon.models.base import ReconstructionModel, remove_global_phase
 from fastmri_recon.ops.crop import center_crop
 from fastmri_recon.ops.encoding import NonCartesianEncoding
+from fastmri_recon.ops.nufft import NUFFTPlan
+from fastmri_recon.ops.off_resonance import DEFAULT_SEGMENTS, OffResonanceEncoding
 
 DEFAULT_IMAGE_SHAPE = (640, 400)
 """Default 2D image grid (the NC-PDNet paper's fastMRI grid)."""
@@ -44,6 +52,7 @@ DEFAULT_NUFFT_EPS = 1e-4
 """Default NUFFT accuracy inside the models (kernel width 5 at oversampling 2)."""
 
 INPUTS = "(kspace, trajectory, density[, smaps])"
+B0_INPUTS = "(kspace, trajectory, density[, smaps], field_map, readout_times)"
 
 
 def crop_volume(image, crop_size):
@@ -75,11 +84,17 @@ class NonCartesianModel(ReconstructionModel):
         nufft_eps: NUFFT accuracy.
         crop_size: output size ``(h, w)`` (in-plane; a 3D output keeps its depth) or ``(d, h, w)``,
             or None for the full image.
+        b0_segments: time segments of the off-resonance-aware encoding (inputs with a field map),
+            or None for `ops.off_resonance.DEFAULT_SEGMENTS`; in the configuration only when set.
     """
 
     acquisition = "noncartesian"
+    trajectory_gradient = False
+    """Whether the batch's NUFFT plan also gives gradients with respect to the trajectory (set on an
+    instance trained behind a learned trajectory, `models.learned_trajectory`; not part of the configuration)."""
 
-    def __init__(self, image_shape=DEFAULT_IMAGE_SHAPE, nufft_eps=DEFAULT_NUFFT_EPS, crop_size=None, **kwargs):
+    def __init__(self, image_shape=DEFAULT_IMAGE_SHAPE, nufft_eps=DEFAULT_NUFFT_EPS, crop_size=None, b0_segments=None,
+                 **kwargs):
         # no autocasting of the inputs under mixed precision: a float16 trajectory would lose the
         # phase accuracy of the NUFFT (1e-3 rad at pi); the sub-layers still cast their own inputs
         kwargs.setdefault("autocast", False)
@@ -88,6 +103,11 @@ class NonCartesianModel(ReconstructionModel):
         if len(self.image_shape) not in (2, 3) or min(self.image_shape) < 1:
             raise DataError(f"{type(self).__name__}: image_shape must be (H, W) or (D, H, W), got {image_shape!r}")
         self.nufft_eps = float(nufft_eps)
+        if b0_segments is not None and (
+            isinstance(b0_segments, bool) or not isinstance(b0_segments, (int, np.integer)) or b0_segments < 1
+        ):
+            raise ConfigError(f"{type(self).__name__}: b0_segments must be a positive integer, got {b0_segments!r}")
+        self.b0_segments = None if b0_segments is None else int(b0_segments)
 
     @property
     def ndim(self):
@@ -98,24 +118,27 @@ class NonCartesianModel(ReconstructionModel):
         """Split and check the inputs and build the batch's encoding operator.
 
         Args:
-            inputs: ``(kspace, trajectory, density)`` or ``(kspace, trajectory, density, smaps)``
-                (see the module docstring).
+            inputs: ``(kspace, trajectory, density[, smaps])``, or with a field map and read-out
+                times ``(kspace, trajectory, density[, smaps], field_map, readout_times)`` (see the
+                module docstring).
 
         Returns:
             ``(kspace, encoding)``: the samples (complex64; without their global phase with
             ``phase_normalization``, see `models.base`) and the `NonCartesianEncoding` of the
-            batch, with the maps of multi-coil data (None when a network that does not need them
-            gets none: then ``kspace`` is multi-coil and ``encoding.multicoil`` False).
+            batch (an `OffResonanceEncoding` with a field map), with the maps of multi-coil data
+            (None when a network that does not need them gets none: then ``kspace`` is multi-coil
+            and ``encoding.multicoil`` False).
 
         Raises:
             DataError: for inputs of another structure, rank or dtype, single-coil samples to a
                 multi-coil network, or multi-coil samples without maps when the network needs them.
         """
         name = type(self).__name__
-        if not isinstance(inputs, (tuple, list)) or len(inputs) not in (3, 4):
-            raise DataError(f"{name}: non-Cartesian models take {INPUTS}, got {_describe(inputs)}")
+        if not isinstance(inputs, (tuple, list)) or len(inputs) not in (3, 4, 5, 6):
+            raise DataError(f"{name}: non-Cartesian models take {INPUTS} or {B0_INPUTS}, got {_describe(inputs)}")
         kspace, trajectory, density = inputs[:3]
-        smaps = inputs[3] if len(inputs) > 3 else None
+        smaps = inputs[3] if len(inputs) in (4, 6) else None
+        field_map, readout_times = inputs[-2:] if len(inputs) > 4 else (None, None)
         if kspace.dtype != tf.complex64 or kspace.shape.rank not in (2, 3):
             raise DataError(
                 f"{name}: non-Cartesian k-space must be complex64 (batch, n_samples) or (batch, coils, n_samples), "
@@ -138,7 +161,14 @@ class NonCartesianModel(ReconstructionModel):
         trajectory = tf.cast(trajectory, tf.float32)
         if smaps is not None:
             smaps = self.prepare_smaps(smaps)
-        encoding = NonCartesianEncoding(trajectory, self.image_shape, density, smaps, self.nufft_eps)
+        if field_map is None:
+            plan = NUFFTPlan(trajectory, self.image_shape, eps=self.nufft_eps, grad_traj=True) if self.trajectory_gradient else None
+            encoding = NonCartesianEncoding(trajectory, self.image_shape, density, smaps, self.nufft_eps, plan=plan)
+        else:
+            segments = DEFAULT_SEGMENTS if self.b0_segments is None else self.b0_segments
+            encoding = OffResonanceEncoding(
+                trajectory, field_map, readout_times, self.image_shape, density, smaps, segments, self.nufft_eps
+            )
         if self.phase_normalization:
             kspace = remove_global_phase(kspace, encoding.adjoint(kspace))
         return kspace, encoding
@@ -167,7 +197,8 @@ class NonCartesianModel(ReconstructionModel):
         return image if self.crop_size is None else crop_volume(image, self.crop_size)
 
     def get_config(self):
-        return {**super().get_config(), "image_shape": self.image_shape, "nufft_eps": self.nufft_eps}
+        config = {**super().get_config(), "image_shape": self.image_shape, "nufft_eps": self.nufft_eps}
+        return config if self.b0_segments is None else {**config, "b0_segments": self.b0_segments}
 
 
 def _describe(inputs):

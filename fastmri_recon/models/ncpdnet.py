@@ -10,6 +10,8 @@ the iteration's image CNN: ``primal <- primal + CNN([primal, A^H D r])``. The ou
 ``|primal[0]|``. ``A = F_nu S`` is the NUFFT of the coil images (`ops.encoding.NonCartesianEncoding`,
 one NUFFT plan per call shared by every iteration); ``D`` is the density given as input, which the
 paper found essential for non-Cartesian data (the plain adjoint over-weights the k-space centre).
+Given a B0 field map and read-out times (`models.nc_base`), ``A`` includes the off-resonance phase
+(time-segmented, `ops.off_resonance`).
 
 Each CNN is ``n_convs`` hidden convolutions of ``n_filters`` channels with ReLU and a linear output
 convolution (3 layers by default), on the real and imaginary parts of ``[primal, A^H D r]``; 3D
@@ -57,12 +59,15 @@ class NCPDNet(NonCartesianModel):
         refine_smaps: refine multi-coil maps with a per-coil U-net (2D only).
         smaps_refiner_params: `layers.unet.UNet` arguments of that U-net replacing the defaults, or None.
         crop_size: output size (see `NonCartesianModel`), or None.
+        b0_segments: time segments of the off-resonance-aware encoding (see `NonCartesianModel`).
 
     Call args:
         inputs: ``(kspace, trajectory, density)`` or ``(kspace, trajectory, density, smaps)``: kspace
             complex64 ``(batch, M)`` or ``(batch, coils, M)``, trajectory float32
             ``(batch, ndim, M)``, density float32 ``(batch, M)``, smaps complex64
-            ``(batch, coils, *image_shape)`` (required with multi-coil k-space).
+            ``(batch, coils, *image_shape)`` (required with multi-coil k-space); with a B0 field map
+            float32 ``(batch, *image_shape)`` (Hz) and read-out times float32 ``(batch, M)`` (s)
+            appended, ``A`` is the off-resonance-aware `ops.off_resonance.OffResonanceEncoding`.
 
     Returns:
         float32 ``(batch, h, w)`` (2D) or ``(batch, d, h, w)`` (3D) magnitude images.

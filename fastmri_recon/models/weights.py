@@ -23,10 +23,14 @@ def input_shapes(model, multicoil):
 
     Returns:
         list of shapes: ``(kspace, mask[, smaps])`` for Cartesian models, ``(kspace, trajectory,
-        density[, smaps])`` for non-Cartesian ones.
+        density[, smaps])`` for non-Cartesian ones; the images' shape (with the maps': a list) for a
+        `learned_trajectory.LearnedTrajectoryModel`.
     """
     coils = (None,) if multicoil else ()
     smaps = multicoil and model.needs_smaps
+    if getattr(model, "acquisition", "cartesian") == "learned":  # images on the grid ([coil images, smaps])
+        image = (None, *coils, *model.image_shape)
+        return [image, image] if smaps else image
     if getattr(model, "acquisition", "cartesian") == "noncartesian":
         image = (None, *coils, *(None,) * len(model.image_shape))
         shapes = [(None, *coils, None), (None, len(model.image_shape), None), (None, None)]

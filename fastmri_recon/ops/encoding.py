@@ -189,7 +189,7 @@ class NonCartesianEncoding:
         """
         if self.multicoil:
             image = tf.convert_to_tensor(image)[:, None] * self.smaps
-        return self.plan.forward(image)
+        return self._nufft(image)
 
     def compensate(self, kspace):
         """Apply ``D``: multiply the samples by the density weights (identity without weights).
@@ -218,9 +218,7 @@ class NonCartesianEncoding:
         Returns:
             complex64 image ``(batch, *N)``.
         """
-        if compensate:
-            kspace = self.compensate(kspace)
-        image = self.plan.adjoint(kspace)
+        image = self.coil_adjoint(kspace, compensate)
         if self.multicoil:
             image = tf.reduce_sum(tf.math.conj(self.smaps) * image, axis=1)
         return image
@@ -235,7 +233,15 @@ class NonCartesianEncoding:
         Returns:
             complex64 ``(batch, [coils,] *N)``.
         """
-        return self.plan.adjoint(self.compensate(kspace) if compensate else kspace)
+        return self._nufft_adjoint(self.compensate(kspace) if compensate else kspace)
+
+    def _nufft(self, images):
+        """The per-coil transform ``F_nu``: complex64 ``(batch, [coils,] *N)`` -> ``(batch, [coils,] M)``."""
+        return self.plan.forward(images)
+
+    def _nufft_adjoint(self, kspace):
+        """Its adjoint ``F_nu^H``: complex64 ``(batch, [coils,] M)`` -> ``(batch, [coils,] *N)``."""
+        return self.plan.adjoint(kspace)
 
 
 def nc_forward_op(image, trajectory, smaps=None, eps=DEFAULT_EPS):

@@ -67,6 +67,12 @@ Gradients. The gradient with respect to the image is the adjoint (and vice versa
 ``tf.custom_gradient``; the gradient functions are themselves differentiable. With ``grad_traj=True`` the gradient with
 respect to the trajectory is returned too: ``d y_j / d w_{j,a} = NUFFT(-i (n_a - N_a // 2) x)_j``, that
 is ``d`` more NUFFTs of the image (or of the upstream gradient, for the adjoint) with the same plan.
+
+Backends. The gridding above is the ``"tensorflow"`` backend (`TensorFlowEngine`), the default and
+the reference. ``backend="finufft"`` (argument of `NUFFTPlan`, `nufft`, `nufft_adjoint`, or the
+environment variable ``FASTMRI_RECON_NUFFT_BACKEND``) runs finufft on CPU instead, through the same
+shape handling and the same gradients (both built from the backend's forward and adjoint); see
+`fastmri_recon.ops.nufft_backends` for the registry, the selection rules and what each backend supports.
 """
 
 import functools
@@ -76,6 +82,7 @@ import numpy as np
 import tensorflow as tf
 
 from fastmri_recon.errors import ConfigError, DataError
+from fastmri_recon.ops import nufft_backends
 
 DEFAULT_EPS = 1e-5
 """Default requested relative accuracy (kernel width 6 at oversampling 2)."""
@@ -203,10 +210,6 @@ class _Geometry:
         self.forward_scale = scale.astype(np.complex64)
         self.adjoint_scale = (scale * self.grid_size).astype(np.complex64)
         self.kernel_integral = float(kernel_fourier(0.0, self.width, self.beta))
-        self.centered_coords = tuple(
-            (np.arange(n) - n // 2).reshape([-1 if a == axis else 1 for a in range(self.ndim)]).astype(np.float32)
-            for axis, n in enumerate(self.image_shape)
-        )
 
 
 @functools.lru_cache(maxsize=16)
@@ -421,28 +424,41 @@ def _adjoint_raw(y, interp, geom):
     return _cropped_ifft(_channels_first(grid), geom) * geom.adjoint_scale
 
 
-def _coordinate_stack(x, geom):
+@functools.lru_cache(maxsize=16)
+def _centered_coords(image_shape):
+    """``d`` float32 arrays broadcastable to ``N``: ``n_a - N_a // 2`` along axis ``a``."""
+    ndim = len(image_shape)
+    return tuple(
+        (np.arange(n) - n // 2).reshape([-1 if a == axis else 1 for a in range(ndim)]).astype(np.float32)
+        for axis, n in enumerate(image_shape)
+    )
+
+
+def _coordinate_stack(x, image_shape):
     """``(B, C, *N)`` -> ``(B, C * d, *N)``: ``-i (n_a - N_a // 2) x`` for every axis ``a``."""
-    parts = [x * (-1j * c).astype(np.complex64) for c in geom.centered_coords]
+    parts = [x * (-1j * c).astype(np.complex64) for c in _centered_coords(image_shape)]
     stacked = tf.stack(parts, axis=2)
-    return tf.reshape(stacked, tf.concat([tf.shape(x)[:1], [-1], geom.image_shape], 0))
+    return tf.reshape(stacked, tf.concat([tf.shape(x)[:1], [-1], image_shape], 0))
 
 
-def _split_axes(z, geom):
+def _split_axes(z, ndim):
     """``(B, C * d, M)`` -> ``(B, C, d, M)``."""
-    return tf.reshape(z, tf.concat([tf.shape(z)[:1], [-1, geom.ndim], tf.shape(z)[-1:]], 0))
+    return tf.reshape(z, tf.concat([tf.shape(z)[:1], [-1, ndim], tf.shape(z)[-1:]], 0))
 
 
-def _forward_op(x, traj, interp, geom, grad_traj):
+def _forward_op(x, traj, engine, grad_traj):
+    """``engine.forward`` with its gradients: the adjoint for the image, and for the trajectory if ``grad_traj``."""
+
     @tf.custom_gradient
     def forward(image, trajectory):
-        y = _forward_raw(image, interp, geom)
+        y = engine.forward(image)
 
         def grad(upstream):
-            grad_image = _adjoint_op(upstream, trajectory, interp, geom, grad_traj)
+            grad_image = _adjoint_op(upstream, trajectory, engine, grad_traj)
             grad_trajectory = None
             if grad_traj:
-                dy = _split_axes(_forward_raw(_coordinate_stack(image, geom), interp, geom), geom)
+                coords = _coordinate_stack(image, engine.image_shape)
+                dy = _split_axes(engine.forward(coords), len(engine.image_shape))
                 grad_trajectory = tf.reduce_sum(tf.math.real(tf.math.conj(upstream)[:, :, None] * dy), axis=1)
             return grad_image, grad_trajectory
 
@@ -451,22 +467,56 @@ def _forward_op(x, traj, interp, geom, grad_traj):
     return forward(x, traj)
 
 
-def _adjoint_op(y, traj, interp, geom, grad_traj):
+def _adjoint_op(y, traj, engine, grad_traj):
+    """``engine.adjoint`` with its gradients: the forward for the samples, and for the trajectory if ``grad_traj``."""
+
     @tf.custom_gradient
     def adjoint(samples, trajectory):
-        x = _adjoint_raw(samples, interp, geom)
+        x = engine.adjoint(samples)
 
         def grad(upstream):
-            grad_samples = _forward_op(upstream, trajectory, interp, geom, grad_traj)
+            grad_samples = _forward_op(upstream, trajectory, engine, grad_traj)
             grad_trajectory = None
             if grad_traj:
-                dg = _split_axes(_forward_raw(_coordinate_stack(upstream, geom), interp, geom), geom)
+                coords = _coordinate_stack(upstream, engine.image_shape)
+                dg = _split_axes(engine.forward(coords), len(engine.image_shape))
                 grad_trajectory = tf.reduce_sum(tf.math.real(samples[:, :, None] * tf.math.conj(dg)), axis=1)
             return grad_samples, grad_trajectory
 
         return x, grad
 
     return adjoint(y, traj)
+
+
+class TensorFlowEngine:
+    """The pure-TensorFlow backend (the default and the reference): gridding with the plan's interpolation matrix.
+
+    Args:
+        trajectory: float32 ``(B, d, M)``.
+        image_shape: static spatial shape ``N``.
+        eps, oversampling, width: as for `NUFFTPlan` (``width`` overrides ``eps``).
+
+    ``forward`` / ``adjoint`` are the raw linear maps (no gradient registered) on complex64 ``(B, C, *N)``
+    and ``(B, C, M)``; ``interp`` and ``geom`` give `NUFFTPlan` its interpolation matrix and sizes.
+    """
+
+    name = "tensorflow"
+    xla_compatible = True
+
+    def __init__(self, trajectory, image_shape, eps, oversampling, width):
+        if width is None:
+            width = kernel_width(eps, oversampling)
+        self.geom = _geometry(tuple(image_shape), int(width), float(oversampling))
+        self.image_shape = self.geom.image_shape
+        self.interp = _Interp(trajectory, self.geom)
+
+    def forward(self, x):
+        """Type-2 NUFFT: complex64 ``(B, C, *N)`` -> ``(B, C, M)``."""
+        return _forward_raw(x, self.interp, self.geom)
+
+    def adjoint(self, y):
+        """Adjoint NUFFT: complex64 ``(B, C, M)`` -> ``(B, C, *N)``."""
+        return _adjoint_raw(y, self.interp, self.geom)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -509,14 +559,20 @@ class NUFFTPlan:
         grad_traj: whether the gradients of `forward` / `adjoint` with respect to the trajectory
             are computed (otherwise they are ``None``).
 
+        backend: name of the NUFFT backend (`fastmri_recon.ops.nufft_backends`): ``"tensorflow"``
+            (the default, this module's gridding) or ``"finufft"`` (CPU, ``pip install finufft``);
+            None: the environment variable ``FASTMRI_RECON_NUFFT_BACKEND``, else ``"tensorflow"``.
+
     Attributes:
-        image_shape, grid_shape: tuples of ints (image and oversampled grid).
-        width: kernel width; ``beta``: kernel shape parameter; ``oversampling``: float.
-        ndim: 2 or 3; ``shared``: whether the trajectory is shared by the batch.
+        image_shape: tuple of ints; ``oversampling``: float; ``ndim``: 2 or 3; ``backend``: its name.
+        grid_shape, width, beta: the oversampled grid, the kernel width and its shape parameter
+            (``"tensorflow"`` backend only).
+        shared: whether the trajectory is shared by the batch.
         trajectory: float32 ``(batch, ndim, M)`` (``(1, ndim, M)`` if shared).
 
     Raises:
-        ConfigError: for a bad ``eps``, ``oversampling`` or ``width``.
+        ConfigError: for a bad ``eps``, ``oversampling``, ``width`` or ``backend``, or a backend whose
+            package is not installed.
         DataError: for a trajectory or image shape that does not fit.
     """
 
@@ -528,6 +584,7 @@ class NUFFTPlan:
         oversampling=DEFAULT_OVERSAMPLING,
         width=None,
         grad_traj=False,
+        backend=None,
     ):
         traj = _as_trajectory(trajectory)
         image_shape = tuple(image_shape)
@@ -539,28 +596,41 @@ class NUFFTPlan:
                 f"image_shape {image_shape} does not match a {traj.shape[-2]}D trajectory of shape {traj.shape}"
             )
         if width is None:
-            width = kernel_width(eps, oversampling)
+            kernel_width(eps, oversampling)  # validates eps and oversampling
         else:
             _check_oversampling(oversampling)
             if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or not 2 <= width <= 16:
                 raise ConfigError(f"width must be an integer in [2, 16], got {width!r}")
+        self.backend, factory = nufft_backends.engine_factory(backend)
         self.shared = traj.shape.rank == 2
         self.trajectory = traj[None] if self.shared else traj
-        self._geom = _geometry(image_shape, int(width), float(oversampling))
+        self.oversampling = float(oversampling)
         self.grad_traj = bool(grad_traj)
-        self._interp = _Interp(self.trajectory, self._geom)
+        self._engine = factory(self.trajectory, image_shape, eps, self.oversampling, width)
 
-    ndim = property(lambda self: self._geom.ndim)
-    image_shape = property(lambda self: self._geom.image_shape)
-    grid_shape = property(lambda self: self._geom.grid_shape)
-    width = property(lambda self: self._geom.width)
-    beta = property(lambda self: self._geom.beta)
-    oversampling = property(lambda self: self._geom.oversampling)
+    ndim = property(lambda self: len(self._engine.image_shape))
+    image_shape = property(lambda self: self._engine.image_shape)
+    grid_shape = property(lambda self: self._tensorflow_engine("grid_shape").geom.grid_shape)
+    width = property(lambda self: self._tensorflow_engine("width").geom.width)
+    beta = property(lambda self: self._tensorflow_engine("beta").geom.beta)
 
     @property
     def n_samples(self):
         """Number of samples ``M`` (int32 scalar tensor)."""
-        return self._interp.n_samples
+        return tf.shape(self.trajectory)[2]
+
+    def _tensorflow_engine(self, what):
+        """The `TensorFlowEngine` behind the plan, for what only it has (its kernel and interpolation matrix)."""
+        if not isinstance(self._engine, TensorFlowEngine):
+            raise ConfigError(f"NUFFTPlan.{what} exists for backend 'tensorflow' only, this plan uses {self.backend!r}")
+        return self._engine
+
+    def _check_xla(self):
+        if not self._engine.xla_compatible and _in_xla_context():
+            raise ConfigError(
+                f"the NUFFT backend {self.backend!r} cannot run inside an XLA-compiled function (jit_compile=True); "
+                "use backend='tensorflow' there"
+            )
 
     # -- shape handling --------------------------------------------------------------------------
 
@@ -603,8 +673,9 @@ class NUFFTPlan:
         Returns:
             complex64 ``(batch, [coils,] M)``.
         """
+        self._check_xla()
         x, restore = self._canonical(image, self.image_shape, "image", f"(batch, [coils,] {self.image_shape})")
-        y = _forward_op(x, self.trajectory, self._interp, self._geom, self.grad_traj)
+        y = _forward_op(x, self.trajectory, self._engine, self.grad_traj)
         return restore(y, tf.shape(y)[-1:])
 
     def adjoint(self, samples):
@@ -616,8 +687,9 @@ class NUFFTPlan:
         Returns:
             complex64 ``(batch, [coils,] *image_shape)``.
         """
+        self._check_xla()
         y, restore = self._canonical(samples, (None,), "samples", "(batch, [coils,] n_samples)")
-        x = _adjoint_op(y, self.trajectory, self._interp, self._geom, self.grad_traj)
+        x = _adjoint_op(y, self.trajectory, self._engine, self.grad_traj)
         out = restore(x, self.image_shape)
         out.set_shape(out.shape[: out.shape.rank - self.ndim].concatenate(self.image_shape))
         return out
@@ -638,9 +710,10 @@ class NUFFTPlan:
         Returns:
             float32 ``(batch, M)``.
         """
-        grid = tf.transpose(tf.convert_to_tensor(grid, tf.float32), [0, *(a + 1 for a in self._geom.layout)])
-        out = self._interp.apply(tf.reshape(grid, [-1, 1]))  # in the grid's storage order
-        return tf.reshape(out, [self._interp.batch, self._interp.n_samples])
+        engine = self._tensorflow_engine("interpolate")
+        grid = tf.transpose(tf.convert_to_tensor(grid, tf.float32), [0, *(a + 1 for a in engine.geom.layout)])
+        out = engine.interp.apply(tf.reshape(grid, [-1, 1]))  # in the grid's storage order
+        return tf.reshape(out, [engine.interp.batch, engine.interp.n_samples])
 
     def spread(self, samples):
         """Apply ``C^H`` (the transposed interpolation matrix) to real samples.
@@ -651,24 +724,26 @@ class NUFFTPlan:
         Returns:
             float32 ``(batch, *grid_shape)``.
         """
+        engine = self._tensorflow_engine("spread")
         samples = tf.convert_to_tensor(samples, tf.float32)
-        out = self._interp.apply_adjoint(tf.reshape(samples, [-1, 1]))
-        out = tf.reshape(out, [self._interp.batch, *self._geom.layout_shape])  # the grid's storage order
-        return tf.transpose(out, [0, *(self._geom.layout.index(a) + 1 for a in range(self.ndim))])
+        out = engine.interp.apply_adjoint(tf.reshape(samples, [-1, 1]))
+        out = tf.reshape(out, [engine.interp.batch, *engine.geom.layout_shape])  # the grid's storage order
+        return tf.transpose(out, [0, *(engine.geom.layout.index(a) + 1 for a in range(self.ndim))])
 
     @property
     def kernel_integral(self):
-        """Integral of the 1D kernel over the real line, in grid points (float)."""
-        return self._geom.kernel_integral
+        """Integral of the 1D kernel over the real line, in grid points (float; ``"tensorflow"`` backend only)."""
+        return self._tensorflow_engine("kernel_integral").geom.kernel_integral
 
 
-def nufft(image, trajectory, eps=DEFAULT_EPS, oversampling=DEFAULT_OVERSAMPLING, width=None, grad_traj=False):
+def nufft(image, trajectory, eps=DEFAULT_EPS, oversampling=DEFAULT_OVERSAMPLING, width=None, grad_traj=False,
+          backend=None):
     """Type-2 NUFFT (image -> samples), computing the interpolation on the fly.
 
     Args:
         image: complex64 ``(batch, [coils,] *N)`` with a static ``N`` (2D or 3D).
         trajectory: float32 ``(batch, ndim, M)`` or shared ``(ndim, M)``, radians in ``[-pi, pi)``.
-        eps, oversampling, width, grad_traj: as for `NUFFTPlan`.
+        eps, oversampling, width, grad_traj, backend: as for `NUFFTPlan`.
 
     Returns:
         complex64 ``(batch, [coils,] M)``:
@@ -680,25 +755,25 @@ def nufft(image, trajectory, eps=DEFAULT_EPS, oversampling=DEFAULT_OVERSAMPLING,
     min_rank = ndim if traj.shape.rank == 2 else ndim + 1
     if image.shape.rank is None or image.shape.rank < min_rank:
         raise DataError(f"image must have shape (batch, [coils,] *N) with {ndim} spatial axes, got {image.shape}")
-    plan = NUFFTPlan(traj, image.shape[-ndim:], eps, oversampling, width, grad_traj)
+    plan = NUFFTPlan(traj, image.shape[-ndim:], eps, oversampling, width, grad_traj, backend)
     return plan.forward(image)
 
 
 def nufft_adjoint(samples, trajectory, image_shape, eps=DEFAULT_EPS, oversampling=DEFAULT_OVERSAMPLING, width=None,
-                  grad_traj=False):
+                  grad_traj=False, backend=None):
     """Adjoint NUFFT (samples -> image, type 1 with ``+i``), computing the interpolation on the fly.
 
     Args:
         samples: complex64 ``(batch, [coils,] M)``.
         trajectory: float32 ``(batch, ndim, M)`` or shared ``(ndim, M)``.
         image_shape: spatial shape ``N`` of the output.
-        eps, oversampling, width, grad_traj: as for `NUFFTPlan`.
+        eps, oversampling, width, grad_traj, backend: as for `NUFFTPlan`.
 
     Returns:
         complex64 ``(batch, [coils,] *N)``:
         ``x[n] = (1 / sqrt(prod N)) sum_j y_j exp(+i w_j . (n - N // 2))``.
     """
-    plan = NUFFTPlan(trajectory, image_shape, eps, oversampling, width, grad_traj)
+    plan = NUFFTPlan(trajectory, image_shape, eps, oversampling, width, grad_traj, backend)
     return plan.adjoint(samples)
 
 

@@ -25,6 +25,8 @@ from fastmri_recon.data.datasets.nc_config import (
     NonCartesianConfig,
     Volume3DConfig,
 )
+from fastmri_recon.data.coil_compression import SliceCompression
+from fastmri_recon.data.trajectories import LEARNED_TRAJECTORIES
 from fastmri_recon.errors import ConfigError, quote
 from fastmri_recon.models.registry import get_entry
 
@@ -64,9 +66,12 @@ class TrainConfig:
         accelerations: accelerations, one drawn per example (non-Cartesian models: one value).
         center_fractions: Cartesian models: paired center fractions (None: 0.08 for 4, 0.04 for 8).
         trajectory: non-Cartesian models: ``radial`` or ``spiral`` (2D, default radial),
-            ``stack_of_spirals``, ``stack_of_radial`` or ``kooshball`` (3D, default stack_of_spirals).
+            ``learned-radial`` or ``learned-spiral`` (2D: the trajectory is trained with the network,
+            within the gradient hardware's limits, `models.learned_trajectory`), ``stack_of_spirals``,
+            ``stack_of_radial`` or ``kooshball`` (3D, default stack_of_spirals).
         trajectory_options: non-Cartesian models: extra arguments of the trajectory function
-            (e.g. ``{"n_shots": 8}``) or None.
+            (e.g. ``{"n_shots": 8}``; learned trajectories: `LearnedTrajectory`'s, e.g.
+            ``{"n_shots": 16, "parameter_scale": 4, "system": {"max_slew": 100}}``) or None.
         image_shape: 2D non-Cartesian models: the image grid ``(H, W)`` the acquisition is
             simulated on and the model works on (None: the targets' size).
         volume_shape: 3D models: the volume grid ``(D, H, W)`` (default ``(32, 32, 32)``).
@@ -76,6 +81,10 @@ class TrainConfig:
             the model's preprocessing: recorded in ``config.json`` and applied by every command that
             uses the run (None: the pipeline's default, 1e6 for fastMRI files, fastMRI's units; 1.0
             for 3D volumes, normalised to a maximum of 1).
+        virtual_coils: Cartesian multi-coil runs: compress each slice to this many virtual coils
+            (`coil_compression.SliceCompression`), recorded and applied by every command that uses
+            the run (None: the files' coils).
+        coil_compression: with ``virtual_coils``: ``svd`` (the default) or ``geometric``.
         contrasts: ``acquisition`` attributes to keep (None: all).
         slice_selection: ``all`` slices or one ``random`` slice per volume per epoch.
         phase_augmentation: multiply each training example by a random global phase.
@@ -114,6 +123,8 @@ class TrainConfig:
     volume_shape: tuple = None
     density_compensation: bool = None
     scale_factor: float = None
+    virtual_coils: int = None
+    coil_compression: str = None
     contrasts: tuple = None
     slice_selection: str = "all"
     phase_augmentation: bool = False
@@ -153,6 +164,10 @@ class TrainConfig:
     def acquisition(self):
         """``"cartesian"`` or ``"noncartesian"``: the model's registry entry's acquisition."""
         return get_entry(self.model).acquisition
+
+    def compression(self):
+        """The `SliceCompression` of ``virtual_coils`` / ``coil_compression``, or None."""
+        return None if self.virtual_coils is None else SliceCompression(self.virtual_coils, self.coil_compression)
 
     @property
     def volumetric(self):
@@ -202,6 +217,23 @@ def _resolve_scale(config, pipeline):
         raise ConfigError(f"scale_factor={config.scale_factor!r}: expected a finite number > 0")
 
 
+def _resolve_compression(config, cartesian):
+    """Check ``virtual_coils`` / ``coil_compression`` (Cartesian multi-coil runs only) and fill the method.
+
+    Raises:
+        ConfigError: for compression options of another run, a bad count or an unknown method.
+    """
+    if config.virtual_coils is None:
+        if config.coil_compression is not None:
+            raise ConfigError(f"coil_compression={quote(config.coil_compression)}: give virtual_coils too")
+        return
+    if not cartesian or config.coils != "multicoil":
+        kind = "multi-coil" if cartesian else "Cartesian"
+        raise ConfigError(f"virtual_coils={config.virtual_coils}: coil compression needs {kind} data; model '{config.model}' with coils='{config.coils}'")
+    object.__setattr__(config, "coil_compression", config.coil_compression or "svd")
+    SliceCompression(config.virtual_coils, config.coil_compression)  # checks both
+
+
 def _resolve_acquisition(config):
     """Check the options against the model's acquisition and fill the acquisition's defaults.
 
@@ -226,11 +258,12 @@ def _resolve_acquisition(config):
     resolve = object.__setattr__
     resolve(config, "data_dir", config.data_dir or (DEMO_VOLUMES if volumetric else DEFAULT_DATA_DIR))
     _resolve_scale(config, Volume3DConfig if volumetric else NonCartesianConfig)
+    _resolve_compression(config, cartesian)
     if cartesian:
         resolve(config, "mask_type", config.mask_type or "random")
         return
     pipeline = Volume3DConfig if volumetric else NonCartesianConfig
-    kinds = TRAJECTORIES_3D if volumetric else TRAJECTORIES_2D
+    kinds = TRAJECTORIES_3D if volumetric else TRAJECTORIES_2D + LEARNED_TRAJECTORIES
     resolve(config, "trajectory", config.trajectory or _default(pipeline, "trajectory"))
     if config.trajectory not in kinds:
         raise ConfigError(f"trajectory='{config.trajectory}': expected one of {', '.join(kinds)} ({dimension} model '{config.model}')")
@@ -243,6 +276,8 @@ def _resolve_acquisition(config):
                 raise ConfigError(f"{name}={quote(getattr(config, name))}: not an option of the 3D model '{config.model}'")
     if config.density_compensation is None:
         resolve(config, "density_compensation", True)
+    if config.trajectory in LEARNED_TRAJECTORIES and not config.density_compensation:
+        raise ConfigError(f"density_compensation=False: a {config.trajectory} trajectory's Pipe-Menon density follows it, always on")
     if len(config.accelerations) != 1:
         raise ConfigError(f"accelerations={list(config.accelerations)}: a non-Cartesian run simulates one acceleration")
     if "image_shape" in config.model_config:
@@ -252,7 +287,7 @@ def _resolve_acquisition(config):
 _TYPES = {
     "model": str, "model_config": dict, "data_dir": "str?", "cache_dir": "str?", "coils": str, "mask_type": "str?",
     "accelerations": "numbers", "center_fractions": "numbers?", "trajectory": "str?", "trajectory_options": "dict?",
-    "image_shape": "sizes?", "volume_shape": "sizes?", "density_compensation": "bool?", "scale_factor": "number?", "contrasts": "strings?",
+    "image_shape": "sizes?", "volume_shape": "sizes?", "density_compensation": "bool?", "scale_factor": "number?", "virtual_coils": "int?", "coil_compression": "str?", "contrasts": "strings?",
     "slice_selection": str, "phase_augmentation": bool, "loss": str, "optimizer": str, "learning_rate": "number", "epochs": int,
     "steps_per_epoch": "int?", "batch_size": int, "validation_steps": "int?", "checkpoint_every": int,
     "mixed_precision": bool, "deterministic": bool, "seed": int, "strategy": str, "output_dir": str,

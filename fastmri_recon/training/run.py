@@ -20,6 +20,7 @@ import json
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from fastmri_recon import __version__
@@ -37,7 +38,8 @@ from fastmri_recon.data.datasets.volumes import reading_errors
 from fastmri_recon.data.h5 import list_volumes, target_shape
 from fastmri_recon.errors import ConfigError, quote
 from fastmri_recon.evaluate.evaluate import NonCartesianAcquisition, evaluate_directory
-from fastmri_recon.files import make_directory, write_text
+from fastmri_recon.files import atomic_path, make_directory, write_text
+from fastmri_recon.models.learned_trajectory import learned_base, trajectory_figure, trajectory_report, with_learned_trajectory
 from fastmri_recon.models.registry import build, get_entry
 from fastmri_recon.models.weights import load_checked
 from fastmri_recon.training.config import DEMO_VOLUMES, from_dict
@@ -105,9 +107,17 @@ def build_model(config, crop_size):
     if config.acquisition == "noncartesian":
         grid["image_shape"] = tuple(config.volume_shape if config.volumetric else (config.image_shape or crop_size))
     try:
-        return build(config.model, crop_size=crop_size, **grid, **config.model_config)
+        model = build(config.model, crop_size=crop_size, **grid, **config.model_config)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"model_config for '{config.model}' ({cls.__name__}): {err}") from None
+    if is_learned(config):
+        return with_learned_trajectory(model, config.trajectory, config.accelerations[0], config.trajectory_options)
+    return model
+
+
+def is_learned(config):
+    """Whether the run learns its trajectory (``trajectory`` one of `LEARNED_TRAJECTORIES`)."""
+    return config.acquisition == "noncartesian" and learned_base(config.trajectory) is not None
 
 
 def needs_smaps(config):
@@ -139,6 +149,11 @@ def pipeline_config(config, seed):
         "seed": seed,
         "scale_factor": config.scale_factor,
     }
+    if is_learned(config):  # the pipeline gives images: the model samples them on its own trajectory
+        return NonCartesianConfig(
+            trajectory=learned_base(config.trajectory), acceleration=config.accelerations[0], image_shape=config.image_shape,
+            sensitivity_maps=maps, **options,
+        )
     if config.acquisition == "noncartesian":
         return NonCartesianConfig(
             trajectory=config.trajectory, acceleration=config.accelerations[0], trajectory_options=config.trajectory_options,
@@ -146,7 +161,8 @@ def pipeline_config(config, seed):
         )
     options.update(mask_kind=config.mask_type, accelerations=config.accelerations, center_fractions=config.center_fractions)
     if config.coils == "multicoil":
-        return MulticoilConfig(**options, sensitivity_maps=maps)
+        compression = {"virtual_coils": config.virtual_coils, "coil_compression": config.coil_compression or "svd"}
+        return MulticoilConfig(**options, sensitivity_maps=maps, **compression)
     return SinglecoilConfig(**options)
 
 
@@ -158,7 +174,7 @@ def acquisition(config, seed):
     pipeline = pipeline_config(config, seed)
     if config.acquisition == "cartesian":
         return pipeline
-    return NonCartesianAcquisition(pipeline, config.density_compensation)
+    return NonCartesianAcquisition(pipeline, config.density_compensation, learned=is_learned(config))
 
 
 def split_dataset(config, source, seed, training, context):
@@ -204,7 +220,9 @@ def volume_metrics(config):
     source = split_source(config, "val")
 
     def metrics(model):
-        result = evaluate_directory(model, config.name, source, sampler, progress=False, scale_factor=config.scale_factor)
+        result = evaluate_directory(
+            model, config.name, source, sampler, progress=False, scale_factor=config.scale_factor, compression=config.compression()
+        )
         return {f"val_{name}_volumes": value for name, value in result.summary.means().items()}
 
     return metrics
@@ -339,6 +357,8 @@ def _fit(config, strategy, description, crop_size, progress):
         )
         with reading_errors():
             summary = trainer.fit()
+        if is_learned(config) and is_chief(strategy):
+            write_trajectory(run_dir, trainer.model.trajectory_layer)
     finally:
         keras.mixed_precision.set_global_policy(policy)
     if summary["steps"] == 0 and (run_dir / SUMMARY_FILE).is_file():  # a finished run: keep what it reported
@@ -346,6 +366,24 @@ def _fit(config, strategy, description, crop_size, progress):
     elif is_chief(strategy):
         _write_json(run_dir / SUMMARY_FILE, summary)
     return summary
+
+
+def write_trajectory(run_dir, layer):
+    """Write a learned trajectory beside its run's weights: ``trajectory.npy`` (learned) and
+    ``trajectory_initial.npy`` (float32 ``(2, M)`` radians), ``trajectory.json`` (the layer's
+    configuration, the hardware limits and each trajectory's constraint violations) and
+    ``trajectory.png`` (both trajectories with their gradient and slew-rate waveforms).
+
+    Args:
+        run_dir: the run directory.
+        layer: the run's `LearnedTrajectory` (its current, i.e. final, trajectory).
+    """
+    arrays, summary = trajectory_report(layer)
+    for name, key in (("trajectory.npy", "learned"), ("trajectory_initial.npy", "initial")):
+        with atomic_path(run_dir / name) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, arrays[key])
+    _write_json(run_dir / "trajectory.json", summary)
+    trajectory_figure(run_dir / "trajectory.png", layer.constraints, arrays, title=f"{run_dir.name}: initial and learned trajectories")
 
 
 def is_run_directory(path):

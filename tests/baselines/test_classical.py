@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from fastmri_recon.baselines.cs_wavelet import CSWavelet, WaveletPrior, fista
-from fastmri_recon.baselines.grappa import Grappa, source_offsets
+from fastmri_recon.baselines.grappa import Grappa, calibrate, source_offsets
 from fastmri_recon.data.masks import acs_bounds
 from fastmri_recon.baselines.operators import CartesianOperator
 from fastmri_recon.baselines.sense import Sense, conjugate_gradient
@@ -73,6 +73,76 @@ def test_grappa_helpers():
     assert acs_bounds(np.array([1, 0, 0, 0, 0, 0, 1, 0], float)) == (4, 4)
     assert source_offsets(2, np.flatnonzero(mask), max_span=4, sources=4) == (-2, 1)
     assert source_offsets(2, np.flatnonzero(mask), max_span=6, sources=4) == (-2, 1, 2, 3)
+    assert source_offsets(2, np.flatnonzero(mask), max_span=6, sources=4, max_distance=2) == (-2, 1, 2)
+    assert source_offsets(7, np.flatnonzero(mask), max_span=6, sources=4, max_distance=0) == ()
+
+
+def direct_grappa_weights(acs, offsets, readout, tikhonov):
+    """Reference: the least-squares weights from explicitly built (circular read-out) source rows."""
+    r = readout // 2
+    lo, hi = -min(min(offsets), 0), acs.shape[2] - max(max(offsets), 0)
+    rows, targets = [], []
+    for t in range(lo, hi):
+        for h in range(acs.shape[1]):
+            rows.append([acs[c, (h + s) % acs.shape[1], t + o] for o in offsets for s in range(-r, r + 1) for c in range(acs.shape[0])])
+            targets.append(acs[:, h, t])
+    sources, targets = np.array(rows), np.array(targets)
+    gram = sources.conj().T @ sources
+    gram += tikhonov * np.trace(gram).real / len(gram) * np.eye(len(gram))
+    return np.linalg.solve(gram, sources.conj().T @ targets)
+
+
+@pytest.mark.parametrize("offsets, readout", [((-2, 1), 3), ((-1,), 1), ((1, 3), 5), ((-3, -1, 2), 3)])
+def test_grappa_calibration_matches_direct_least_squares(offsets, readout):
+    rng = np.random.default_rng(5)
+    acs = rng.standard_normal((3, 12, 9)) + 1j * rng.standard_normal((3, 12, 9))
+    np.testing.assert_allclose(calibrate(acs, offsets, readout, 0.01), direct_grappa_weights(acs, offsets, readout, 0.01), rtol=1e-9, atol=1e-12)
+
+
+def test_grappa_recovers_exactly_consistent_kspace():
+    """k-space obeying k[:, :, ky + 1] = M k[:, :, ky] exactly (coil images: one line per coil-subspace
+    direction) is predicted to round-off by any source pattern, random masks included."""
+    rng = np.random.default_rng(6)
+    coils, height, width = 6, 24, 48
+    mixing = rng.standard_normal((coils, coils)) + 1j * rng.standard_normal((coils, coils))
+    phases = np.exp(2j * np.pi * rng.choice(width, coils, replace=False) / width)
+    profiles = rng.standard_normal((coils, height)) + 1j * rng.standard_normal((coils, height))
+    kspace = np.einsum("cj,jh,jw->chw", mixing, profiles, phases[:, None] ** np.arange(width)[None])
+    for kind in ("random", "equispaced"):
+        mask, _ = MaskSampler(kind, [0.25], [2])(width, seed=kind)
+        grappa = Grappa(tikhonov=1e-12, min_calibration=1)
+        filled = grappa.interpolate(kspace * mask, mask)
+        columns = np.concatenate(list(grappa.patterns(mask).values()))
+        assert len(columns) > 0.5 * np.sum(mask == 0)
+        error = np.linalg.norm(filled[:, :, columns] - kspace[:, :, columns]) / np.linalg.norm(kspace[:, :, columns])
+        assert error < 1e-6, (kind, error)
+
+
+def test_grappa_missing_lines_error_within_pygrappas():
+    """On the demo's 8-coil simulation (64 x 64 image, noise), the error on the missing lines of our
+    default GRAPPA is at most 1.1 times pygrappa's (its defaults: 5 x 5 kernel, lamda 0.01)."""
+    pygrappa = pytest.importorskip("pygrappa")
+    subject = simulate_subject(load_template(), DemoConfig(slices=1, image_size=SIZE, coils=8), subject=0)
+    kspace = subject["multicoil"][0]
+    for kind, acceleration in (("equispaced", 3), ("random", 4)):
+        mask, _ = MaskSampler(kind, [0.16], [acceleration])(SIZE, seed="subject0.h5")
+        undersampled = kspace * mask
+        start, stop = acs_bounds(mask)
+        reference = pygrappa.grappa(undersampled, undersampled[:, :, start:stop], coil_axis=0)
+        missing = mask == 0
+
+        def error(filled):
+            return np.linalg.norm(filled[:, :, missing] - kspace[:, :, missing]) / np.linalg.norm(kspace[:, :, missing])
+
+        assert error(Grappa().interpolate(undersampled, mask)) <= 1.1 * error(reference), kind
+
+
+def test_grappa_loads_configs_without_the_new_keys():
+    old = {"name": "grappa", "trainable": True, "dtype": "float32", "sources": 2, "kernel_readout": 5, "tikhonov": 0.01, "min_calibration": 5, "crop_size": None}
+    model = Grappa.from_config(old)
+    assert (model.sources, model.tikhonov, model.max_distance) == (2, 0.01, 2)
+    with pytest.raises(ValueError, match="kernel_readout"):
+        Grappa(kernel_readout=4)
 
 
 def test_conjugate_gradient_solves_spd_system():
@@ -106,6 +176,49 @@ def test_fista_decreases_objective():
     x0 = operator.adjoint(kspace)
     x = fista(operator, kspace, prior.prox, 0.0, 10)
     assert objective(x) <= objective(x0) + 1e-12
+
+
+@pytest.mark.parametrize("shape", [(16, 8), (15, 9)])
+def test_operator_normal_is_adjoint_of_forward(shape):
+    rng = np.random.default_rng(7)
+    smaps = rng.standard_normal((3, *shape)) + 1j * rng.standard_normal((3, *shape))
+    smaps[:, :4] = 0  # background rows, skipped by the normal operator
+    mask = (rng.random(shape[1]) > 0.5).astype(float)
+    x = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+    expected = np.sum(np.conj(smaps) * np_ifftc(np_fftc(smaps * x[None]) * mask), axis=0)
+    np.testing.assert_allclose(CartesianOperator(mask, smaps).normal(x), expected, atol=1e-12)
+    np.testing.assert_allclose(CartesianOperator(mask).normal(x), np_ifftc(np_fftc(x) * mask), atol=1e-12)
+
+
+def wavelet_objective(operator, kspace, x, wavelet, levels, threshold):
+    """``1/2 ||A x - y||^2 + threshold * sum |detail coefficients|`` computed with PyWavelets directly."""
+    import pywt
+
+    def details(part):
+        return np.concatenate([np.ravel(d) for level in pywt.wavedec2(part, wavelet, mode="periodization", level=levels)[1:] for d in level])
+
+    return 0.5 * np.linalg.norm(operator.forward(x) - kspace) ** 2 + threshold * np.abs(details(x.real) + 1j * details(x.imag)).sum()
+
+
+def test_fista_reaches_the_objective_of_a_slow_reference():
+    """FISTA (the fast normal operator) and 1000 plain ISTA steps (the 2D-FFT forward and adjoint) agree."""
+    rng = np.random.default_rng(8)
+    smaps = birdcage_maps(4, (16, 16))
+    mask = (rng.random(16) < 0.4).astype(float)
+    mask[6:10] = 1
+    operator = CartesianOperator(mask, smaps / np.maximum(np.sqrt(np.sum(np.abs(smaps) ** 2, axis=0)), 1.0))
+    image = np_ifftc(rng.standard_normal((16, 16)) + 1j * rng.standard_normal((16, 16)))
+    kspace = operator.forward(image) + 0.01 * mask * rng.standard_normal((4, 16, 16))
+    prior = WaveletPrior("haar", 2)
+    threshold = 0.02 * np.abs(operator.adjoint(kspace)).max()
+    x = operator.adjoint(kspace)
+    for _ in range(1000):
+        x = prior.prox(x - operator.adjoint(operator.forward(x) - kspace), threshold)
+    reference = wavelet_objective(operator, kspace, x, "haar", 2, threshold)
+    fast = wavelet_objective(operator, kspace, fista(operator, kspace, prior.prox, threshold, 300), "haar", 2, threshold)
+    start = wavelet_objective(operator, kspace, operator.adjoint(kspace), "haar", 2, threshold)
+    assert start > 1.3 * reference
+    assert fast == pytest.approx(reference, rel=1e-8)
 
 
 def test_operator_adjoint():

@@ -42,7 +42,7 @@ def test_noncartesian_defaults_come_from_the_pipelines():
         ({"model": "pdnet", "density_compensation": False}, "density_compensation=False: a non-Cartesian option"),
         ({"model": "ncpdnet", "mask_type": "equispaced"}, "mask_type='equispaced': a Cartesian option, but model 'ncpdnet'"),
         ({"model": "nc-unet", "center_fractions": [0.08]}, "center_fractions=(0.08,): a Cartesian option"),
-        ({"model": "ncpdnet", "trajectory": "kooshball"}, "trajectory='kooshball': expected one of radial, spiral (2D model"),
+        ({"model": "ncpdnet", "trajectory": "kooshball"}, "trajectory='kooshball': expected one of radial, spiral, learned-radial, learned-spiral (2D model"),
         ({"model": "ncpdnet-3d", "trajectory": "spiral"}, "expected one of stack_of_radial, stack_of_spirals, kooshball (3D model"),
         ({"model": "ncpdnet", "accelerations": [4, 8]}, "accelerations=[4, 8]: a non-Cartesian run simulates one acceleration"),
         ({"model": "ncpdnet-3d", "coils": "multicoil"}, "coils='multicoil': the 3D pipeline simulates single-coil volumes"),

@@ -27,7 +27,14 @@ import tensorflow as tf
 
 from fastmri_recon.data.datasets.config import MulticoilConfig, SinglecoilConfig
 from fastmri_recon.data.datasets.tfrecord import TFRecordCache
-from fastmri_recon.data.datasets.transforms import padding_mask, random_global_phase, regrid, sensitivity_maps, volume_geometry
+from fastmri_recon.data.datasets.transforms import (
+    compress_slice_coils,
+    padding_mask,
+    random_global_phase,
+    regrid,
+    sensitivity_maps,
+    volume_geometry,
+)
 from fastmri_recon.data.datasets.volumes import common_shape, scan_volumes, slice_reader, shard_volumes, slice_range
 from fastmri_recon.data.masks import seeded_volume_mask
 from fastmri_recon.errors import ConfigError
@@ -186,6 +193,10 @@ def _cartesian_dataset(directory, config, multicoil, training, input_context):
     offsets = tf.constant([g[2] for g in geometries], tf.int32)
     sampler = config.mask_sampler()
     masks = None if training else _fixed_mask_table(volumes, geometries, sampler)
+    compression = config.compression() if multicoil else None
+    if compression is not None:
+        for volume in volumes:
+            compression.check(volume.kspace_shape[0], volume.path)
     scale = tf.constant(config.scale_factor, tf.complex64)
     read = make_reader(volumes, common_shape([v.kspace_shape for v in volumes]), target_shape)
 
@@ -202,6 +213,8 @@ def _cartesian_dataset(directory, config, multicoil, training, input_context):
             mask = masks[file_index, :width]
         mask = tf.ensure_shape(mask, kspace_shape[-1:])
         kspace = apply_mask(kspace * scale, mask)
+        if compression is not None:
+            kspace = compress_slice_coils(kspace, compression)
         if training and config.phase_augmentation:
             kspace = random_global_phase(kspace, seed)
         inputs = (kspace, mask)

@@ -13,6 +13,7 @@ import math
 import numbers
 import os
 
+from fastmri_recon.data.coil_compression import SliceCompression
 from fastmri_recon.data.masks import MASK_FUNCTIONS, MaskSampler, default_center_fraction
 from fastmri_recon.errors import ConfigError
 
@@ -34,6 +35,17 @@ def _is_int(value):
 def _check_positive_int(field, value):
     if not _is_int(value) or value < 1:
         _fail(field, value, "a positive integer")
+
+
+def _check_compression(config):
+    """Check ``virtual_coils`` / ``coil_compression`` (through `SliceCompression`) when coils are compressed."""
+    if config.virtual_coils is not None:
+        config.compression()
+
+
+def _slice_compression(config):
+    """The `SliceCompression` of ``virtual_coils`` / ``coil_compression``, or None."""
+    return None if config.virtual_coils is None else SliceCompression(config.virtual_coils, config.coil_compression)
 
 
 def _check_common(config):
@@ -199,16 +211,27 @@ class MulticoilConfig(SinglecoilConfig):
             than a few columns); the inputs are then ``(kspace, mask, smaps)``.
         acs_threshold: background threshold of the ``"acs"`` maps, relative to the maximum of the
             low-resolution root-sum-of-squares image.
+        virtual_coils: None (keep the files' coils), or compress each slice's undersampled k-space
+            to this many virtual coils (`coil_compression.SliceCompression`) before the maps are
+            estimated; at most the files' coil count.
+        coil_compression: ``"svd"`` or ``"geometric"``, with ``virtual_coils``.
 
     The other attributes are `SinglecoilConfig`'s.
     """
 
     sensitivity_maps: str = None
     acs_threshold: float = 0.05
+    virtual_coils: int = None
+    coil_compression: str = "svd"
 
     def __post_init__(self):
         super().__post_init__()
         _check_sensitivity(self)
+        _check_compression(self)
+
+    def compression(self):
+        """The `SliceCompression` applied to every slice, or None."""
+        return _slice_compression(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,6 +246,9 @@ class InferenceConfig:
             `MulticoilConfig`.
         acs_threshold: background threshold of the ``"acs"`` maps.
         skip_bad_files: skip a corrupt or non-conforming file with a warning instead of raising.
+        virtual_coils: None, or compress each slice to this many virtual coils (multi-coil files),
+            as in `MulticoilConfig`.
+        coil_compression: ``"svd"`` or ``"geometric"``, with ``virtual_coils``.
 
     Raises:
         ConfigError: naming the first invalid field.
@@ -234,7 +260,14 @@ class InferenceConfig:
     sensitivity_maps: str = None
     acs_threshold: float = 0.05
     skip_bad_files: bool = False
+    virtual_coils: int = None
+    coil_compression: str = "svd"
 
     def __post_init__(self):
         _check_common(self)
         _check_sensitivity(self)
+        _check_compression(self)
+
+    def compression(self):
+        """The `SliceCompression` applied to every slice, or None."""
+        return _slice_compression(self)

@@ -32,15 +32,16 @@ def inference_dataset(directory, config=InferenceConfig()):
         ``(batch,)``, inputs ``(kspace, mask)`` or ``(kspace, mask, smaps)`` as for the train
         pipelines: kspace complex64 ``(batch, [coils,] H, W)`` multiplied by ``config.scale_factor``,
         mask float32 ``(batch, W)`` (the file's mask, columns outside the header's acquired range
-        zeroed), smaps complex64 ``(batch, coils, H, W)``. ``batch`` is at most
+        zeroed), smaps complex64 ``(batch, coils, H, W)`` (``coils``: ``config.virtual_coils`` when
+        the slices are compressed). ``batch`` is at most
         ``config.batch_size``. A slice that cannot be read (NaN / Inf values, a corrupt file)
         fails the iteration; inside `volumes.reading_errors` as the `DataError` naming its file.
 
     Raises:
         DataError: naming the file, for a corrupt file or one without ``mask`` (unless
             ``config.skip_bad_files``), or of the other k-space kind than the first.
-        ConfigError: for a ``config`` that is not an `InferenceConfig`, or sensitivity maps of
-            single-coil files.
+        ConfigError: for a ``config`` that is not an `InferenceConfig`, sensitivity maps or virtual
+            coils of single-coil files, or more virtual coils than a file's coils.
     """
     if type(config) is not InferenceConfig:
         raise ConfigError(f"config: expected an InferenceConfig, got {type(config).__name__}")
@@ -53,7 +54,15 @@ def inference_dataset(directory, config=InferenceConfig()):
         for index, volume in enumerate(volumes)
         for start in range(0, volume.num_slices, config.batch_size)
     ]
+    compression = config.compression()
+    if compression is not None:
+        if not multicoil:
+            raise ConfigError(f"virtual_coils={config.virtual_coils}: the files of {directory} are single-coil")
+        for volume in volumes:
+            compression.check(volume.kspace_shape[0], volume.path)
     kspace_shape = common_shape([v.kspace_shape for v in volumes])
+    if compression is not None:
+        kspace_shape = (compression.coils, *kspace_shape[1:])
     masks = [apply_padding(v.mask, *v.padding) for v in volumes]
     scale = tf.constant(config.scale_factor, tf.complex64)
 
@@ -61,6 +70,8 @@ def inference_dataset(directory, config=InferenceConfig()):
     def read(index, start, stop):
         volume = volumes[int(index)]
         kspace = read_slices(volume, slice(int(start), int(stop)), with_target=False)
+        if compression is not None:  # test files hold undersampled k-space: each slice from its acquired samples
+            kspace = compression.apply(kspace)
         mask = np.broadcast_to(masks[int(index)], (kspace.shape[0], kspace.shape[-1]))
         return np.bytes_(volume.path.name), kspace, np.ascontiguousarray(mask)
 

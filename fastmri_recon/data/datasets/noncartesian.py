@@ -71,7 +71,7 @@ def calibration_band(num_cols, fraction):
     return tf.cast(_tf_center_lines(num_cols, tf.maximum(_tf_num_low(num_cols, fraction), 1)), tf.float32)
 
 
-def noncartesian_dataset(directory, config=NonCartesianConfig(), training=True, input_context=None):
+def noncartesian_dataset(directory, config=NonCartesianConfig(), training=True, input_context=None, images=False):
     """The non-Cartesian train / validation pipeline of a directory of fastMRI files (single- or multi-coil).
 
     Args:
@@ -80,6 +80,11 @@ def noncartesian_dataset(directory, config=NonCartesianConfig(), training=True, 
         config: `NonCartesianConfig`.
         training: True: shuffling, incomplete batch dropped; False: files' order, every batch.
         input_context: optional ``tf.distribute.InputContext`` (sharding by file, per-replica batch).
+        images: give the (coil) images on the grid instead of their samples, for a model that
+            samples them on its own (learned) trajectory (`models.learned_trajectory`): inputs
+            ``images`` complex64 ``(batch, [coils,] H, W)`` or ``(images, smaps)`` (``"acs"`` maps
+            only: the ``"lowres"`` ones depend on the trajectory); phase augmentation multiplies the
+            images. ``config.trajectory`` is then not simulated.
 
     Returns:
         ``tf.data.Dataset`` of ``((kspace, trajectory, density), target)``, or
@@ -110,21 +115,27 @@ def noncartesian_dataset(directory, config=NonCartesianConfig(), training=True, 
     if batch_size > 1 and None in target_shape:
         raise ConfigError(f"batch_size={config.batch_size}: the files' targets differ in size; use batch_size=1")
     offsets = tf.constant([volume_geometry(v, image_shape)[2] for v in volumes], tf.int32)
-    acquisition = SimulatedAcquisition(
-        config.trajectory, image_shape, config.acceleration, config.trajectory_options, config.density_iterations,
-        config.nufft_eps,
-    )
     maps = config.sensitivity_maps if multicoil else None
+    if images and maps == "lowres":
+        raise ConfigError("sensitivity_maps='lowres': estimated from the trajectory's samples; a learned trajectory needs 'acs' maps")
+    if not images:
+        acquisition = SimulatedAcquisition(
+            config.trajectory, image_shape, config.acceleration, config.trajectory_options, config.density_iterations,
+            config.nufft_eps,
+        )
     scale = tf.constant(config.scale_factor, tf.complex64)
     read = slice_reader(volumes, common_shape([v.kspace_shape for v in volumes]), target_shape)
 
     def example(file_index, slice_index, seed):
         kspace, target = read(file_index, slice_index)
-        images = window_image(ifft2c(kspace * scale), offsets[file_index], image_shape)
-        samples = acquisition.sample(images)
-        if training and config.phase_augmentation:
-            samples = random_global_phase(samples, seed)
-        inputs = (samples, acquisition.trajectory, acquisition.density)
+        grid_images = window_image(ifft2c(kspace * scale), offsets[file_index], image_shape)
+        if images:
+            inputs = (random_global_phase(grid_images, seed) if training and config.phase_augmentation else grid_images,)
+        else:
+            samples = acquisition.sample(grid_images)
+            if training and config.phase_augmentation:
+                samples = random_global_phase(samples, seed)
+            inputs = (samples, acquisition.trajectory, acquisition.density)
         if maps == "acs":
             band = calibration_band(tf.shape(kspace)[-1], config.calibration_fraction)
             smaps = acs_sensitivity_maps(kspace, band, config.acs_threshold)
@@ -136,6 +147,6 @@ def noncartesian_dataset(directory, config=NonCartesianConfig(), training=True, 
                     config.calibration_fraction, config.acs_threshold, plan=acquisition.plan,
                 ),
             )
-        return inputs, target * config.scale_factor
+        return (inputs[0] if len(inputs) == 1 else inputs), target * config.scale_factor
 
     return _batched(_examples(volumes, config, training), example, batch_size, training, input_context)

@@ -142,6 +142,21 @@ def sensitivity_maps(kspace, mask, method, acs_threshold):
     return maps
 
 
+def compress_slice_coils(kspace, compression):
+    """A slice's k-space compressed to virtual coils, in a tf.data pipeline.
+
+    Args:
+        kspace: complex64 ``(coils, H, W)``, undersampled (the compression sees its acquired samples).
+        compression: a `coil_compression.SliceCompression` (checked against the coil count beforehand).
+
+    Returns:
+        complex64 ``(compression.coils, H, W)``, through ``tf.numpy_function``.
+    """
+    compressed = tf.numpy_function(lambda k: compression.apply(k[None])[0], [kspace], tf.complex64, stateful=False)
+    compressed.set_shape((compression.coils, *kspace.shape[1:]))
+    return compressed
+
+
 def random_global_phase(data, seed):
     """Multiply complex data by ``exp(i theta)``, theta drawn uniformly in [0, 2 pi) from ``seed``.
 
