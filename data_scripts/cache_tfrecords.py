@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from fastmri_recon.cli import _import_tensorflow_quietly, run_command
+from fastmri_recon.cli import import_tensorflow_quietly, run_command
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,7 +25,7 @@ from fastmri_recon.cli import _import_tensorflow_quietly, run_command
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def cache_tfrecords(input_dir, output_dir, shard_size, skip_bad_files, quiet):
     """Write a TFRecord cache of the fastMRI files of INPUT_DIR (single- or multi-coil, with targets) to OUTPUT_DIR."""
-    _import_tensorflow_quietly()
+    import_tensorflow_quietly()
     from fastmri_recon.data.datasets.tfrecord import build_cache
 
     info = build_cache(input_dir, output_dir, shard_size, skip_bad_files, progress=not quiet)

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from fastmri_recon import __version__
-from fastmri_recon.data.trajectories import KINDS, LEARNED_TRAJECTORIES
+from fastmri_recon.data.trajectories import KINDS, trajectory_kind_names
 from fastmri_recon.errors import FastMRIReconError, quote
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -62,7 +62,7 @@ def _trained_compression(training):
     return _compression(training["virtual_coils"], training.get("coil_compression") or "svd")
 
 
-def _import_tensorflow_quietly():
+def import_tensorflow_quietly():
     """Import TensorFlow and list its devices with stderr silenced.
 
     TensorFlow's C++ start-up banner and its "no CUDA driver" message ignore TF_CPP_MIN_LOG_LEVEL;
@@ -110,7 +110,7 @@ def demo_data(out_dir, quiet, **options):
     Writes singlecoil_{train,val,test}/ and multicoil_{train,val,test}/; test files carry their
     undersampling mask and no target, as fastMRI's do. An identical existing build is kept.
     """
-    _import_tensorflow_quietly()
+    import_tensorflow_quietly()
     from fastmri_recon.data.demo import DemoConfig, build_demo_dataset
 
     info = build_demo_dataset(out_dir, DemoConfig(**options), progress=not quiet)
@@ -130,7 +130,19 @@ def _sampler(mask_type, accelerations, center_fractions):
         raise click.BadParameter(str(err)) from None
 
 
-MASK_TYPES = ["random", "equispaced", "equispaced_fraction", "magic", "magic_fraction"]
+class _MaskKindChoice(click.Choice):
+    """``click.Choice`` over the mask kinds registered in `data.masks`, read when first needed: that
+    module imports TensorFlow, which the commands import late and quietly (`import_tensorflow_quietly`)."""
+
+    def __init__(self):  # no super().__init__: it would read the choices now
+        self.case_sensitive = True
+
+    @property
+    def choices(self):
+        import_tensorflow_quietly()
+        from fastmri_recon.data.masks import mask_kind_names
+
+        return tuple(mask_kind_names())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,17 +169,17 @@ def _methods(names, weights, manifest, directory):
     from fastmri_recon.hub.load import load_source
     from fastmri_recon.models.registry import ENTRIES, get_entry
     from fastmri_recon.data.h5 import target_shape
-    from fastmri_recon.training.run import is_run_directory, load_trained_model
+    from fastmri_recon.training.rundir import RunDirectory
 
     methods = []
     for name in names:
         if name in ENTRIES:
             entry = ENTRIES[name]
             methods.append(_Method(name, None, None, None, entry.acquisition))
-        elif is_run_directory(name):
-            model, config = load_trained_model(name, weights)
-            kind = config.acquisition  # "noncartesian" for a run that learned its trajectory too
-            methods.append(_Method(Path(name).name, model, config, config.scale_factor, kind, config.compression()))
+        elif RunDirectory.holds_run(name):
+            run = RunDirectory.read(name)
+            kind = run.config.acquisition  # "noncartesian" for a run that learned its trajectory too
+            methods.append(_Method(Path(name).name, run.model(weights), run.config, run.scale_factor, kind, run.compression()))
         else:
             source = _resolve_model(name, weights, manifest)
             cartesian = get_entry(source.architecture).acquisition == "cartesian"
@@ -236,9 +248,9 @@ def _noncartesian_acquisition(trajectory, accelerations, methods, directory):
     """
     from fastmri_recon.data.datasets import NonCartesianConfig, Volume3DConfig
     from fastmri_recon.data.datasets.nc_config import TRAJECTORIES_3D
-    from fastmri_recon.evaluate.evaluate import NonCartesianAcquisition
+    from fastmri_recon.data.acquisition import NonCartesianAcquisition
     from fastmri_recon.data.h5 import target_shape
-    from fastmri_recon.training.run import acquisition
+    from fastmri_recon.training.rundir import acquisition
 
     values = _float_list(accelerations) if accelerations else []
     if len(values) > 1:
@@ -287,7 +299,7 @@ def _check_grids(methods, targets, directory):
     ".weights.h5 file; repeat to compare several.",
 )
 @click.option("--weights", type=click.Choice(["best", "final"]), default="best", show_default=True, help="Weights of run directories.")
-@click.option("--mask-type", type=click.Choice(MASK_TYPES), help="Cartesian models: undersampling mask kind (fastMRI semantics) [default: random].")
+@click.option("--mask-type", type=_MaskKindChoice(), help="Cartesian models: undersampling mask kind (fastMRI semantics) [default: random].")
 @click.option("--acceleration", "accelerations", help="Comma-separated accelerations [default: 4, or a non-Cartesian run's].")
 @click.option(
     "--center-fraction",
@@ -320,13 +332,13 @@ def evaluate(
     fastMRI's, per volume, reported as mean (std) over volumes. A DIRECTORY demo_data/SPLIT that
     does not exist yet is built first (the demo data, as 'fastmri-recon benchmark' builds it).
     """
-    _import_tensorflow_quietly()
+    import_tensorflow_quietly()
     from fastmri_recon.data.datasets.config import DEFAULT_SCALE_FACTOR
     from fastmri_recon.evaluate.evaluate import evaluate_directory
     from fastmri_recon.evaluate.tables import markdown_table, write_results
     from fastmri_recon.models.registry import build
     from fastmri_recon.training.config import DEMO_VOLUMES
-    from fastmri_recon.training.run import acquisition, demo_split
+    from fastmri_recon.training.rundir import acquisition, demo_split
 
     from fastmri_recon.files import make_directory
 
@@ -406,12 +418,12 @@ SIGTERM_STATUS = 143
 )
 @click.option("--cache-dir", help="Cartesian models: folder of TFRecord caches {coils}_train/ and {coils}_val/ (data_scripts/cache_tfrecords.py) read instead of the HDF5 files.")
 @click.option("--coils", type=click.Choice(["singlecoil", "multicoil"]), help="[default: singlecoil]")
-@click.option("--mask-type", type=click.Choice(MASK_TYPES), help="Cartesian models: [default: random]")
+@click.option("--mask-type", type=_MaskKindChoice(), help="Cartesian models: [default: random]")
 @click.option("--acceleration", "accelerations", help="Comma-separated accelerations, one drawn per example (non-Cartesian: one) [default: 4].")
 @click.option("--center-fraction", "center_fractions", help="Comma-separated center fractions [default: 0.08 for 4, 0.04 for 8].")
 @click.option(
     "--trajectory",
-    type=click.Choice(KINDS + LEARNED_TRAJECTORIES),
+    type=click.Choice(trajectory_kind_names()),
     help="Non-Cartesian models: simulated trajectory [default: radial (2D), stack_of_spirals (3D)]; learned-radial / "
     "learned-spiral: trained with the network within the gradient limits (saved in the run directory).",
 )
@@ -459,7 +471,7 @@ def train(config_file, dry_run, quiet, **options):
     """
     import json
 
-    _import_tensorflow_quietly()
+    import_tensorflow_quietly()
     from fastmri_recon.training.config import from_dict, load_config
     from fastmri_recon.training.run import run_training
 
@@ -519,14 +531,14 @@ def benchmark(budget, data_dir, output_dir, tables, weights, manifest, quiet):
     their Keras-2 files) are evaluated with zero-filled as the papers did, beside the published PSNR:
     table (a) on singlecoil_val at x4, table (b) the challenge XPDNet on multicoil_val at x4.
     """
-    _import_tensorflow_quietly()
+    import_tensorflow_quietly()
     tables = tables or ("a", "b")
     if weights == "published":
-        from fastmri_recon.evaluate.published import run_published_benchmark
+        from fastmri_recon.workflows.published import run_published_benchmark
 
         run_published_benchmark(output_dir, data_dir, tables, progress=not quiet, log=click.echo, manifest=manifest)
     else:
-        from fastmri_recon.evaluate.benchmark import run_benchmark
+        from fastmri_recon.workflows.benchmark import run_benchmark
 
         run_benchmark(output_dir, data_dir, budget, progress=not quiet, log=click.echo, tables=tables)
     click.echo(f"tables and figures written to {output_dir}")
@@ -540,7 +552,7 @@ def models_command(size):
     Each is built at its default configuration and called once on a dummy input: single-coil
     (1, SIZE, SIZE) k-space, or multi-coil (1, 2, SIZE, SIZE) for multi-coil-only models.
     """
-    _import_tensorflow_quietly()
+    import_tensorflow_quietly()
     from fastmri_recon.evaluate.tables import markdown_rows
     from fastmri_recon.models.registry import ENTRIES, count_parameters
 
@@ -574,7 +586,7 @@ def _figures(metrics):
 @MANIFEST_OPTION
 def weights_list(manifest):
     """List the manifest's models (validated first) with their metrics and where they live."""
-    _import_tensorflow_quietly()  # evaluate.tables (the Markdown table) imports TensorFlow
+    import_tensorflow_quietly()  # evaluate.tables (the Markdown table) imports TensorFlow
     from fastmri_recon.evaluate.tables import markdown_rows
     from fastmri_recon.hub.manifest import load_manifest
 
@@ -607,7 +619,7 @@ def weights_fetch(name, manifest, cache_dir):
     to the Hugging Face cache (resumed if interrupted); with HF_HUB_OFFLINE=1 only the cache is used.
     The papers' Keras-2 files are converted once (see the README's "The papers' weights").
     """
-    _import_tensorflow_quietly()
+    import_tensorflow_quietly()
     from fastmri_recon.hub.load import load_pretrained
 
     from fastmri_recon.hub.manifest import UNKNOWN_SHA256, is_keras2
@@ -648,7 +660,7 @@ def weights_publish(run_dir, repo_id, name, which, output_dir, eval_dir, manifes
     """
     if dry_run and no_upload:
         raise click.BadParameter("--dry-run and --no-upload exclude each other", param_hint="--dry-run")
-    _import_tensorflow_quietly()
+    import_tensorflow_quietly()
     from fastmri_recon.hub.publish import publish
 
     mode = "dry-run" if dry_run else ("no-upload" if no_upload else "upload")
@@ -687,29 +699,45 @@ def reconstruct(input_dir, output_dir, model_spec, which, batch_size, output_for
     input's name and one dataset, 'reconstruction': float32 (slices, h, w), in the data's units
     (k-space scaling undone), at the header's reconstruction size (the model's output size is taken
     from the data, whatever its weights' training size). --format nifti / dicom write images with
-    the scan's geometry instead (DICOM: an anonymous patient; needs the 'raw' extra).
+    the scan's geometry instead (DICOM: an anonymous patient; needs the 'raw' extra). A 2D
+    non-Cartesian training run (NC-PDNet, ...) reconstructs its own acquisition simulated from the
+    files' images, as evaluate does: the files then need their targets (train / val files).
     """
-    _import_tensorflow_quietly()
+    import_tensorflow_quietly()
     from fastmri_recon.data.datasets.config import DEFAULT_SCALE_FACTOR
     from fastmri_recon.hub.load import load_source
     from fastmri_recon.models.registry import ENTRIES, build, get_entry
     from fastmri_recon.data.h5 import target_shape
     from fastmri_recon.reconstruct import reconstruct_directory
+    from fastmri_recon.training.rundir import RunDirectory
 
     size = target_shape(input_dir)  # the output size comes from the data (the weights do not depend on it)
-    compression = _compression(virtual_coils, coil_compression)
+    compression, acquisition = _compression(virtual_coils, coil_compression), None
     if model_spec in ENTRIES and ENTRIES[model_spec].kind == "baseline":
-        model, scale, origin = build(model_spec, crop_size=size), DEFAULT_SCALE_FACTOR, "registry baseline"
+        if ENTRIES[model_spec].acquisition != "cartesian":
+            raise click.BadParameter(f"'{model_spec}' is a non-Cartesian baseline: reconstruct it with a run's acquisition (evaluate)", param_hint="--model")
+        model, scale, origin, label = build(model_spec, crop_size=size), DEFAULT_SCALE_FACTOR, "registry baseline", model_spec
+    elif RunDirectory.holds_run(model_spec):  # the run's own acquisition (a learned trajectory included)
+        run = RunDirectory.read(model_spec)
+        if run.config.acquisition != "cartesian":
+            acquisition = run.acquisition()
+            if virtual_coils:
+                raise click.BadParameter("coil compression applies to Cartesian multi-coil runs", param_hint="--virtual-coils")
+        model, scale, origin, label = run.model(which, crop_size=size), run.scale_factor, f"{run.name}, training run {run.path}", run.name
+        compression = run.compression() or compression
     else:
         source = _resolve_model(model_spec, which, manifest)
         if get_entry(source.architecture).acquisition != "cartesian":
-            raise click.BadParameter(f"'{model_spec}' is a non-Cartesian model: reconstruct handles Cartesian data", param_hint="--model")
+            raise click.BadParameter(
+                f"'{model_spec}' is a non-Cartesian model without its training run: reconstruct needs the run directory (its acquisition)",
+                param_hint="--model",
+            )
         pretrained = load_source(source, crop_size=size)
-        model, scale, origin = pretrained.model, pretrained.scale_factor, f"{pretrained.name}, {source.origin}"
+        model, scale, origin, label = pretrained.model, pretrained.scale_factor, f"{pretrained.name}, {source.origin}", pretrained.name
         compression = _trained_compression(source.training) or compression
-    label = model_spec if model_spec in ENTRIES else pretrained.name
     written = reconstruct_directory(
-        model, input_dir, output_dir, scale * data_scale, batch_size, not quiet, output_format, label, compression=compression
+        model, input_dir, output_dir, scale * data_scale, batch_size, not quiet, output_format, label, compression=compression,
+        acquisition=acquisition,
     )
     click.echo(f"{len(written)} reconstructions written to {output_dir} ({origin})")
 
@@ -729,7 +757,7 @@ def convert(input_file, output_dir, coils, compression):
     an undersampled one its mask (for 'reconstruct'). Needs the 'raw' extra (pip install
     "fastmri-recon[raw]").
     """
-    _import_tensorflow_quietly()  # the data modules import it
+    import_tensorflow_quietly()  # the data modules import it
     from fastmri_recon.data.raw import convert as convert_raw
 
     written = convert_raw(input_file, output_dir, coils, compression)

@@ -346,6 +346,7 @@ def leftovers(root):
     return sorted(str(p) for pattern in patterns for p in Path(root).rglob(pattern))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CASES)
 def test_bad_input_one_line_exit_2_nothing_half_written(name, tmp_path, request, capfd, monkeypatch):
     inputs = Inputs(tmp_path, request)
@@ -362,6 +363,7 @@ def test_bad_input_one_line_exit_2_nothing_half_written(name, tmp_path, request,
     assert [str(p) for p in case.absent if p.exists()] == []
 
 
+@pytest.mark.slow
 def test_a_successful_rerun_removes_what_a_killed_one_left(request, tmp_path, capfd):
     inputs = Inputs(tmp_path, request)
     run, argv = copied_run(inputs)
@@ -381,6 +383,7 @@ def test_a_successful_rerun_removes_what_a_killed_one_left(request, tmp_path, ca
     assert leftovers(demo) == []
 
 
+@pytest.mark.slow
 def test_a_run_stopped_by_sigterm_exits_143(request, tmp_path, capfd, monkeypatch):
     from fastmri_recon.training import loop
 
@@ -390,6 +393,7 @@ def test_a_run_stopped_by_sigterm_exits_143(request, tmp_path, capfd, monkeypatc
     assert "training stopped by SIGTERM (run again to resume)" in out
 
 
+@pytest.mark.slow
 def test_a_corrupt_checkpoint_falls_back_to_the_previous_one(request, tmp_path, capfd):
     argv = train(Inputs(tmp_path, request), "--checkpoint-every", "1", "--run-name", "r")
     status, _, err = run_main(argv, capfd)

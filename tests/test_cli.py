@@ -51,6 +51,7 @@ def test_evaluate_prints_table_and_writes_results(demo_dir, tmp_path, capfd):
     assert json.loads((tmp_path / "results.json").read_text())[0]["volumes"] == 2
 
 
+@pytest.mark.slow
 def test_models_lists_every_entry_with_its_parameter_count(capfd):
     from fastmri_recon.models.registry import ENTRIES
 
@@ -112,6 +113,7 @@ def test_bad_options_one_line_status_2(argv, message, capfd):
     assert status == 2 and len(err) == 1 and message in err[0], err
 
 
+@pytest.mark.slow
 @pytest.mark.e2e
 def test_console_script_end_to_end(tmp_path):
     """The README's job as a user types it: build demo data, evaluate the zero-filled baseline."""
@@ -138,6 +140,7 @@ def test_train_dry_run_prints_strategy_and_config(demo_dir, tmp_path, capfd):
     assert resolved["config"]["epochs"] == 1 and resolved["config"]["model_config"] == {"n_iter": 2, "n_filters": 4}
 
 
+@pytest.mark.slow
 def test_train_then_evaluate_the_run(demo_dir, tmp_path, capfd):
     args = ["--data-dir", str(demo_dir), "--model-config", "filters=[4,8]", "--steps-per-epoch", "2", "--epochs", "1"]
     status, out, err = run_main(["train", *args, "--output-dir", str(tmp_path), "--quiet"], capfd)
@@ -170,6 +173,7 @@ def test_train_bad_configs_one_line_status_2(tmp_path, demo_dir, capfd, content,
 NC_TINY = ["--model-config", "n_iter=1", "--model-config", "n_primal=2", "--model-config", "n_filters=4"]
 
 
+@pytest.mark.slow
 def test_train_noncartesian_then_evaluate_the_run_and_the_adjoint(demo_dir, tmp_path, capfd):
     args = ["train", "--model", "ncpdnet", *NC_TINY, "--data-dir", str(demo_dir), "--trajectory", "spiral", "--trajectory-option", "n_shots=4"]
     status, out, err = run_main([*args, "--steps-per-epoch", "2", "--epochs", "1", "--output-dir", str(tmp_path), "--quiet"], capfd)
@@ -191,6 +195,7 @@ def test_train_noncartesian_then_evaluate_the_run_and_the_adjoint(demo_dir, tmp_
     assert f"'ncpdnet_singlecoil_spiral_x4' works on a 32 x 32 grid; the targets of {tmp_path / 'large'} are 48 x 48" in err[0]
 
 
+@pytest.mark.slow
 def test_evaluate_adjoint_on_a_trajectory(demo_dir, tmp_path, capfd):
     argv = ["evaluate", str(demo_dir / "multicoil_val"), "--model", "nc-adjoint", "--model", "zero-filled", "--trajectory", "radial",
             "--acceleration", "4", "--output-dir", str(tmp_path), "--quiet"]  # fmt: skip
@@ -200,6 +205,7 @@ def test_evaluate_adjoint_on_a_trajectory(demo_dir, tmp_path, capfd):
     assert json.loads((tmp_path / "results.json").read_text())[0]["acquisition"] == "radial x4"
 
 
+@pytest.mark.slow
 def test_evaluate_adjoint_on_the_demo_volumes(capfd):
     status, out, err = run_main(["evaluate", "demo-volumes", "--model", "nc-adjoint", "--trajectory", "stack_of_spirals", "--quiet"], capfd)
     assert status == 0, err
@@ -235,6 +241,7 @@ def test_train_bad_noncartesian_options_one_line_status_2(demo_dir, argv, messag
     assert status == 2 and len(err) == 1 and message in err[0], err
 
 
+@pytest.mark.slow
 @pytest.mark.e2e
 def test_benchmark_tiny(tmp_path, capfd):
     status, out, err = run_main(["benchmark", "--budget", "tiny", "--data-dir", str(tmp_path / "d"), "--output-dir", str(tmp_path / "b"), "--quiet"], capfd)
@@ -262,6 +269,7 @@ def test_weights_list_and_fetch_the_demo_weights(capfd, monkeypatch):
     assert out.startswith("unet-demo-singlecoil: unet, 29,321 weights, sha256 ") and " verified; file " in out
 
 
+@pytest.mark.slow
 def test_weights_publish_dry_run_prints_the_diff(tiny_run, tmp_path, capfd):
     manifest = tmp_path / "weights_manifest.json"
     manifest.write_text(json.dumps({"manifest_version": 1, "models": []}) + "\n")

@@ -80,6 +80,7 @@ def expected_output():
     return inputs, io["output"][..., 0]
 
 
+@pytest.mark.slow
 def test_trust_on_first_use_then_conversion_cache_then_refusal_of_a_changed_file(isolated, capfd):
     manifest = write_manifest(isolated / "manifest.json", pdnet_entry())
     cache = hub_with(isolated, FIXTURES / "pdnet_small.h5")
@@ -103,6 +104,7 @@ def test_trust_on_first_use_then_conversion_cache_then_refusal_of_a_changed_file
         load_pretrained("pdnet-small-orig", manifest=manifest, cache_dir=cache)
 
 
+@pytest.mark.slow
 def test_offline_uses_an_earlier_conversion_and_refuses_without_one(isolated):
     manifest = write_manifest(isolated / "manifest.json", pdnet_entry())
     with pytest.raises(DataError, match="not in the Hugging Face cache .* HF_HUB_OFFLINE is set"):
@@ -137,6 +139,7 @@ def run_cli(*args, env):
     return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, env=env, timeout=300)
 
 
+@pytest.mark.slow
 @pytest.mark.e2e
 def test_weights_fetch_command(isolated):
     import os
@@ -170,6 +173,7 @@ LAYOUTS = [
 ]
 
 
+@pytest.mark.slow
 def test_every_published_original_in_the_manifest_has_the_papers_parameter_count():
     from fastmri_recon.models.weights import input_shapes
 

@@ -18,6 +18,7 @@ def run(*args, cwd=None):
     return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
 
 
+@pytest.mark.slow
 @pytest.mark.e2e
 def test_convert_the_twix_phantom_then_evaluate_it(tmp_path):
     pytest.importorskip("twixtools")
@@ -32,6 +33,7 @@ def test_convert_the_twix_phantom_then_evaluate_it(tmp_path):
     assert bad.returncode == 2 and "fastMRI files need no conversion" in bad.stderr and len(bad.stderr.splitlines()) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.e2e
 def test_reconstruct_as_nifti_and_dicom(demo_dir, tmp_path):
     pydicom = pytest.importorskip("pydicom")
@@ -74,6 +76,7 @@ def _bad_raw_files(directory, volume):
     return {name: directory / name for name in ("text.dat", "truncated.h5", "radial.h5", "no_limits.h5")}
 
 
+@pytest.mark.slow
 @pytest.mark.e2e
 def test_bad_raw_files_one_line_exit_2_nothing_written(demo_dir, tmp_path):
     from fastmri_recon.data.h5 import read_volume

@@ -10,7 +10,7 @@ Measures, in one process on the demo data (``DemoConfig()``: 8 coils, k-space 25
   one run is one pass over the 48 training slices, reported in examples per second and in CPU
   milliseconds per example (the process's CPU time, all threads: hardly changed by other jobs);
 - training steps of XPDNet (registry ``"xpdnet"``) at the main benchmark's configuration
-  (``{"n_iter": 4, "image_net_size": "small"}``, see ``fastmri_recon/evaluate/benchmark.py``):
+  (``{"n_iter": 4, "image_net_size": "small"}``, see ``fastmri_recon/workflows/benchmark.py``):
   forward, the l1 loss (``get_loss("mae")``), its gradient and a RAdam update in a
   ``tf.function``, as the training loop's step; one run is ``--steps`` steps, reported in steps per
   second, on the pipeline's batches held in memory and fed live by each pipeline (the batch taken

@@ -1,18 +1,21 @@
 """Bilevel hyperparameter optimisation with SHINE: held-out loss versus time for each backward mode.
 
 l2-regularised logistic regression on scikit-learn's bundled breast-cancer data (60 % training, 40 %
-held out, `fastmri_recon.implicit.bilevel.breast_cancer_problem`): the outer variable ``lam`` sets
+held out, `logreg_problem.breast_cancer_problem`): the outer variable ``lam`` sets
 the penalty weight ``exp(lam)``; every outer step solves the inner problem by Broyden (warm-started
-at the previous solution), computes ``dL/dlam`` by one method of `bilevel.METHODS` and takes a
-safeguarded gradient step (`bilevel.run`). The reference is the best held-out loss over
+at the previous solution), computes ``dL/dlam`` by one method of `logreg_problem.METHODS` and takes a
+safeguarded gradient step (`logreg_problem.run`). The reference is the best held-out loss over
 ``lam`` in the same box, computed with SciPy's L-BFGS inner solves; the hypergradient error of each
 method is measured at ``lam0`` from a cold start against the dense implicit-function-theorem
-gradient (`bilevel.exact_hypergradient`). ``shine-fallback``'s threshold is 100 by default here: the
+gradient (`logreg_problem.exact_hypergradient`). ``shine-fallback``'s threshold is 100 by default here: the
 inner Jacobian is far from a contraction's (``||J^-T dL/dtheta|| / ||dL/dtheta||`` is 2 at ``lam = 0``,
 6 at -2, 27 at -6 and 53 at -7), so DEQ's default of 2 would make it the Jacobian-free method.
 
     python experiments/deq_shine/bilevel_logreg.py [--n-outer 50] [--learning-rate 30] [--lam0 0] [--seed 0]
                                                    [--fallback-threshold 100]
+
+The problem and the outer loop are ``logreg_problem.py`` beside this script (imported from the
+script's own folder, which Python puts first on the module path).
 
 Writes ``bilevel_logreg.png`` (excess held-out loss versus time), ``bilevel_logreg.md`` (the table)
 and ``bilevel_logreg.json`` (every run's history) beside this script, or in ``--output-dir``.
@@ -36,7 +39,7 @@ from scipy.optimize import minimize_scalar  # noqa: E402
 
 from fastmri_recon.evaluate.figures import curves_figure  # noqa: E402
 from fastmri_recon.files import write_text  # noqa: E402
-from fastmri_recon.implicit.bilevel import (  # noqa: E402
+from logreg_problem import (  # noqa: E402
     METHODS,
     breast_cancer_problem,
     exact_hypergradient,

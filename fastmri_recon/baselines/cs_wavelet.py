@@ -6,7 +6,7 @@ of the complex detail coefficients (approximation coefficients are not penalised
 (Beck & Teboulle 2009) with step 1 (``||A|| <= 1``). ``cycle_spinning`` shifts the image by a
 random amount at each iteration, which averages the transform over translations (an undecimated
 wavelet prior, approximately). Multiplying ``lambda`` by ``max|A^H y|`` makes it independent of
-the data's scale; choose it on the validation split (`fastmri_recon.baselines.tuning.choose_parameter`).
+the data's scale; choose it on the validation split (`fastmri_recon.workflows.tuning.choose_parameter`).
 Each iteration applies ``A^H A`` by 1D FFTs along the columns only (`CartesianOperator.normal`), with
 ``A^H y`` computed once.
 """

@@ -26,11 +26,18 @@ name gives every slice of a volume the same mask. :meth:`MaskSampler.tf_sample` 
 ``tf.data`` / ``tf.function`` from a stateless shape-``[2]`` integer seed: the ``random`` and
 ``equispaced`` kinds run in pure TensorFlow, the others through ``tf.numpy_function``. The NumPy and
 the TensorFlow draws for the same seed differ, but each is deterministic.
+
+Registry. Each kind is a `MaskKind` in `MASK_KINDS`, added by one `register_mask_kind` call after
+the TensorFlow mask functions: its NumPy function, its pure-TensorFlow function if any, whether it needs
+integer accelerations and whether the center must stay below the line budget. `MaskSampler`, the
+CLI's choices (`mask_kind_names`) and the weights manifest's ``mask_type`` read the registry.
 """
 
+import dataclasses
 import hashlib
 import math
 import numbers
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -261,20 +268,6 @@ def magic_fraction_mask(num_cols, center_fraction, acceleration, rng):
     return _with_center(lines, num_cols, num_low)
 
 
-MASK_FUNCTIONS = {
-    "random": random_mask,
-    "equispaced": equispaced_mask,
-    "equispaced_fraction": equispaced_fraction_mask,
-    "magic": magic_mask,
-    "magic_fraction": magic_fraction_mask,
-}
-"""The NumPy mask function of each kind, with signature
-``(num_cols, center_fraction, acceleration, rng)``."""
-
-_INTEGER_ACCELERATION_KINDS = ("equispaced", "magic")
-_CENTER_BUDGET_KINDS = ("random", "equispaced_fraction")
-
-
 def stable_seed(seed):
     """A non-negative integer seed, stable across processes and machines.
 
@@ -305,7 +298,7 @@ class MaskSampler:
     """Draws one ``(center_fraction, acceleration)`` pair per example, then a mask of one kind.
 
     Args:
-        kind: one of ``MASK_FUNCTIONS``: ``"random"``, ``"equispaced"``, ``"equispaced_fraction"``,
+        kind: a name of `MASK_KINDS`: ``"random"``, ``"equispaced"``, ``"equispaced_fraction"``,
             ``"magic"``, ``"magic_fraction"``.
         center_fractions: list of center fractions, each in (0, 1).
         accelerations: list of accelerations (>= 1) of the same length; pair ``i`` is
@@ -316,8 +309,9 @@ class MaskSampler:
     Raises:
         ValueError: naming the bad argument: unknown kind, lists empty or of different lengths,
             a center fraction outside (0, 1), an acceleration below 1, a non-integer acceleration
-            for the equispaced and magic kinds, or (random, equispaced_fraction) a pair whose
-            center alone reaches the line budget (``center_fraction * acceleration >= 1``).
+            for a kind with ``integer_acceleration`` (equispaced, magic), or, for a kind with
+            ``center_in_budget`` (random, equispaced_fraction), a pair whose center alone reaches
+            the line budget (``center_fraction * acceleration >= 1``).
 
     Example:
         >>> sampler = MaskSampler("random", [0.08, 0.04], [4, 8])
@@ -325,8 +319,8 @@ class MaskSampler:
     """
 
     def __init__(self, kind, center_fractions, accelerations, seed=None):
-        if kind not in MASK_FUNCTIONS:
-            raise ValueError(f"kind must be one of {sorted(MASK_FUNCTIONS)}, got {kind!r}")
+        if kind not in MASK_KINDS:
+            raise ValueError(f"kind must be one of {sorted(MASK_KINDS)}, got {kind!r}")
         center_fractions = _as_number_list(center_fractions, "center_fractions")
         accelerations = _as_number_list(accelerations, "accelerations")
         if len(center_fractions) != len(accelerations):
@@ -344,9 +338,9 @@ class MaskSampler:
     @staticmethod
     def _check_pair(kind, center_fraction, acceleration):
         _check_fraction_and_acceleration(center_fraction, acceleration)
-        if kind in _INTEGER_ACCELERATION_KINDS:
+        if MASK_KINDS[kind].integer_acceleration:
             _integer_acceleration(acceleration, kind)
-        if kind in _CENTER_BUDGET_KINDS and center_fraction * acceleration >= 1:
+        if MASK_KINDS[kind].center_in_budget and center_fraction * acceleration >= 1:
             raise ValueError(
                 f"center_fractions: {center_fraction} with acceleration {acceleration} keeps "
                 f"at least 1/{acceleration} of the lines in the center alone ({kind!r} masks)"
@@ -361,7 +355,7 @@ class MaskSampler:
     def _draw(self, num_cols, rng):
         index = rng.integers(len(self.accelerations))
         acceleration = self.accelerations[index]
-        mask = MASK_FUNCTIONS[self.kind](num_cols, self.center_fractions[index], acceleration, rng)
+        mask = MASK_KINDS[self.kind].function(num_cols, self.center_fractions[index], acceleration, rng)
         return mask, acceleration
 
     def __call__(self, num_cols, seed=None):
@@ -382,9 +376,10 @@ class MaskSampler:
     def tf_sample(self, num_cols, seed):
         """Draw a mask in TensorFlow, deterministically from a stateless seed.
 
-        Usable eagerly, inside ``tf.function`` and in ``tf.data.Dataset.map``. The ``random`` and
-        ``equispaced`` kinds are pure TensorFlow; the others run the NumPy function through
-        ``tf.numpy_function``. The masks differ from the NumPy ones drawn for the same seed.
+        Usable eagerly, inside ``tf.function`` and in ``tf.data.Dataset.map``. Kinds with a
+        ``tf_function`` (``random``, ``equispaced``) are pure TensorFlow; the others run their NumPy
+        function through ``tf.numpy_function``. The masks differ from the NumPy ones drawn for the
+        same seed.
 
         Args:
             num_cols: N, a Python int or an int32 scalar tensor (e.g. ``tf.shape(kspace)[-1]``).
@@ -401,14 +396,14 @@ class MaskSampler:
         )
         center_fraction = tf.gather(tf.constant(self.center_fractions, tf.float64), index)
         acceleration = tf.gather(tf.constant(self.accelerations, tf.float64), index)
-        tf_mask = _TF_MASK_FUNCTIONS.get(self.kind, self._tf_numpy_mask)
+        tf_mask = MASK_KINDS[self.kind].tf_function or self._tf_numpy_mask
         mask = tf_mask(num_cols, center_fraction, acceleration, mask_seed)
         return mask, tf.cast(acceleration, tf.float32)
 
     def _tf_numpy_mask(self, num_cols, center_fraction, acceleration, seed):
         def draw(n, fraction, accel, seed_array):
             rng = np.random.default_rng(seed_array.astype(np.uint64))
-            return MASK_FUNCTIONS[self.kind](int(n), float(fraction), float(accel), rng)
+            return MASK_KINDS[self.kind].function(int(n), float(fraction), float(accel), rng)
 
         mask = tf.numpy_function(
             draw, [num_cols, center_fraction, acceleration, seed], tf.float32, stateful=False
@@ -431,15 +426,16 @@ def tf_seed_from_string(name):
     return tf.stack([tf.zeros_like(fingerprint), fingerprint])
 
 
-def _tf_center_lines(num_cols, num_low):
+def tf_center_lines(num_cols, num_low):
     """Boolean ``(N,)`` center band; ``num_low`` is an int32 scalar tensor."""
     pad = (num_cols - num_low + 1) // 2
     cols = tf.range(num_cols)
     return (cols >= pad) & (cols < pad + num_low)
 
 
-def _tf_num_low(num_cols, center_fraction):
-    # float64 and round-half-to-even, as Python's round in the NumPy path
+def tf_num_low(num_cols, center_fraction):
+    """int32 scalar tensor: the center band's width ``round(N * center_fraction)`` (float64 and
+    round-half-to-even, as Python's round in the NumPy path)."""
     product = tf.cast(num_cols, tf.float64) * tf.cast(center_fraction, tf.float64)
     return tf.cast(tf.round(product), tf.int32)
 
@@ -457,11 +453,11 @@ def tf_random_mask(num_cols, center_fraction, acceleration, seed):
         float32 tensor of shape ``(N,)`` with values 0.0 / 1.0.
     """
     acceleration = tf.cast(acceleration, tf.float64)
-    num_low = _tf_num_low(num_cols, center_fraction)
+    num_low = tf_num_low(num_cols, center_fraction)
     n, n_low = tf.cast(num_cols, tf.float64), tf.cast(num_low, tf.float64)
     prob = (n / acceleration - n_low) / (n - n_low)
     lines = tf.random.stateless_uniform([num_cols], seed, dtype=tf.float64) < prob
-    return tf.cast(lines | _tf_center_lines(num_cols, num_low), tf.float32)
+    return tf.cast(lines | tf_center_lines(num_cols, num_low), tf.float32)
 
 
 def tf_equispaced_mask(num_cols, center_fraction, acceleration, seed):
@@ -480,11 +476,84 @@ def tf_equispaced_mask(num_cols, center_fraction, acceleration, seed):
     offset = tf.random.stateless_uniform([], seed, minval=0, maxval=step, dtype=tf.int32)
     cols = tf.range(num_cols)
     lines = (cols >= offset) & ((cols - offset) % step == 0)
-    num_low = _tf_num_low(num_cols, center_fraction)
-    return tf.cast(lines | _tf_center_lines(num_cols, num_low), tf.float32)
+    num_low = tf_num_low(num_cols, center_fraction)
+    return tf.cast(lines | tf_center_lines(num_cols, num_low), tf.float32)
 
 
-_TF_MASK_FUNCTIONS = {"random": tf_random_mask, "equispaced": tf_equispaced_mask}
+@dataclasses.dataclass(frozen=True)
+class MaskKind:
+    """One Cartesian mask kind of the registry `MASK_KINDS` (see `register_mask_kind`).
+
+    Attributes:
+        name: the kind's name, as ``MaskSampler(kind=...)``, ``--mask-type`` and the manifest's
+            ``mask_type`` spell it.
+        function: the NumPy mask function ``(num_cols, center_fraction, acceleration, rng)`` ->
+            float32 ``(N,)`` of 0.0 / 1.0, ``rng`` a ``numpy.random.Generator``.
+        description: one line for tables and help texts.
+        tf_function: None, or a pure-TensorFlow function ``(num_cols, center_fraction,
+            acceleration, seed)`` -> float32 ``(N,)`` tensor, ``seed`` an int tensor of shape ``[2]``,
+            used by `MaskSampler.tf_sample` (None: ``function`` through ``tf.numpy_function``).
+        integer_acceleration: whether the accelerations must be integers (a line spacing).
+        center_in_budget: whether the center lines must stay below the line budget,
+            ``center_fraction * acceleration < 1``.
+    """
+
+    name: str
+    function: Callable
+    description: str
+    tf_function: Callable = None
+    integer_acceleration: bool = False
+    center_in_budget: bool = False
+
+
+MASK_KINDS = {}
+"""The registered mask kinds, name -> `MaskKind`, in registration order."""
+
+
+def register_mask_kind(name, function, description, tf_function=None, integer_acceleration=False,
+                       center_in_budget=False):
+    """Add a mask kind to `MASK_KINDS`; `MaskSampler`, `mask_kind_names` and the manifest then know it.
+
+    Args:
+        name: the new kind's name (not yet registered).
+        function, description, tf_function, integer_acceleration, center_in_budget: the
+            `MaskKind` fields.
+
+    Returns:
+        The registered `MaskKind`.
+
+    Raises:
+        ValueError: for a name already registered or an empty one, or a ``function`` (or a
+            ``tf_function`` other than None) that is not callable.
+    """
+    if not isinstance(name, str) or not name or name in MASK_KINDS:
+        raise ValueError(f"name must be a new mask kind name, got {name!r} (registered: {', '.join(MASK_KINDS)})")
+    if not callable(function) or not (tf_function is None or callable(tf_function)):
+        raise ValueError(f"mask kind {name!r}: function and tf_function must be callable (tf_function may be None)")
+    MASK_KINDS[name] = MaskKind(name, function, description, tf_function, integer_acceleration, center_in_budget)
+    return MASK_KINDS[name]
+
+
+def mask_kind_names():
+    """The names of the registered mask kinds, in registration order (the CLI's ``--mask-type`` choices).
+
+    Returns:
+        tuple of str.
+    """
+    return tuple(MASK_KINDS)
+
+
+register_mask_kind("random", random_mask, "random columns, N / acceleration on average (RandomMaskFunc)",
+                   tf_function=tf_random_mask, center_in_budget=True)
+register_mask_kind("equispaced", equispaced_mask, "every acceleration-th column, random offset (EquiSpacedMaskFunc)",
+                   tf_function=tf_equispaced_mask, integer_acceleration=True)
+register_mask_kind("equispaced_fraction", equispaced_fraction_mask,
+                   "equispaced lines at a fractional spacing, 1 / acceleration of them (EquispacedMaskFractionFunc)",
+                   center_in_budget=True)
+register_mask_kind("magic", magic_mask, "Defazio's offset sampling, k and -k never both (MagicMaskFunc)",
+                   integer_acceleration=True)
+register_mask_kind("magic_fraction", magic_fraction_mask,
+                   "offset sampling aiming at round(N / acceleration) lines (MagicMaskFractionFunc)")
 
 
 def apply_padding(mask, padding_left, padding_right):

@@ -21,11 +21,19 @@ Acceleration is measured against the Nyquist number of readouts:
 Readouts are sampled with spacing ``2 pi / (readout_oversampling * N)`` (oversampling 2 by default,
 as on scanners): a radial spoke has ``2 N`` samples by default, a spiral arm is sampled uniformly in
 arc length.
+
+Registry. Each kind is a `TrajectoryKind` in `TRAJECTORY_KINDS`, added by one
+`register_trajectory_kind` call in this module: its dimensions, the builder `make_trajectory` calls
+and a description; the kinds a model learns (``learned-radial``, ``learned-spiral``) name the fixed
+kind they start from instead of a builder. `KINDS`, `LEARNED_TRAJECTORIES`, the pipelines' kinds
+(``data.datasets.nc_config``) and the weights manifest's ``trajectory`` are read from it.
 """
 
+import dataclasses
 import math
 import os
 import tempfile
+from collections.abc import Callable
 
 import numpy as np
 
@@ -41,12 +49,6 @@ GOLDEN_ANGLE = math.pi * (3.0 - math.sqrt(5.0))
 
 GOLDEN_MEANS_3D = (0.465571231876768, 0.682327803828019)
 """The 2D golden means of Chan et al. 2009 (3D golden-means radial ordering)."""
-
-KINDS = ("radial", "spiral", "stack_of_radial", "stack_of_spirals", "kooshball")
-"""Trajectory kinds known to `make_trajectory`."""
-
-LEARNED_TRAJECTORIES = ("learned-radial", "learned-spiral")
-"""Trajectories of training runs that learn them, from a radial / spiral start (`models.learned_trajectory`)."""
 
 _HIGH = np.nextafter(np.float32(np.pi), np.float32(0.0))  # largest float32 below pi
 _LOW = np.float32(-_HIGH)  # float32(-pi) is below -pi: use the smallest float32 above it
@@ -396,13 +398,127 @@ def _shape_3d(image_shape):
     return depth, max(height, width)
 
 
+# --------------------------------------------------------------------------------------------------
+# Registry
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class TrajectoryKind:
+    """One trajectory kind of the registry `TRAJECTORY_KINDS` (see `register_trajectory_kind`).
+
+    Attributes:
+        name: the kind's name, as `make_trajectory`, the pipelines' ``trajectory`` and
+            ``--trajectory`` spell it.
+        dimensions: 2 (image shape ``(H, W)``) or 3 (``(D, H, W)``).
+        builder: ``builder(image_shape, acceleration=..., **kwargs)`` -> float32
+            ``(dimensions, n_samples)`` in ``[-pi, pi)``, ``image_shape`` a tuple of ``dimensions``
+            positive ints; None for a learned kind.
+        description: one line for tables and help texts.
+        learned_from: for a kind learned with the network (`models.learned_trajectory`), the name
+            of the fixed kind it starts from; None for a fixed kind.
+    """
+
+    name: str
+    dimensions: int
+    builder: Callable
+    description: str
+    learned_from: str = None
+
+    @property
+    def learned(self):
+        """Whether a model learns this trajectory during training (it has no builder)."""
+        return self.learned_from is not None
+
+
+TRAJECTORY_KINDS = {}
+"""The registered trajectory kinds, name -> `TrajectoryKind`, in registration order."""
+
+
+def register_trajectory_kind(name, dimensions, builder, description, learned_from=None):
+    """Add a trajectory kind to `TRAJECTORY_KINDS`.
+
+    `make_trajectory` and `trajectory_kind_names` know it at once; `KINDS`, `LEARNED_TRAJECTORIES`
+    and the pipelines' kinds are read at import, so a kind of the package is registered in this module.
+
+    Args:
+        name: the new kind's name (not yet registered).
+        dimensions: 2 or 3.
+        builder: see `TrajectoryKind`; None for a learned kind.
+        description: one line.
+        learned_from: for a learned kind, a registered fixed kind of the same dimensions.
+
+    Returns:
+        The registered `TrajectoryKind`.
+
+    Raises:
+        ConfigError: naming the bad argument.
+    """
+    if not isinstance(name, str) or not name or name in TRAJECTORY_KINDS:
+        registered = ", ".join(TRAJECTORY_KINDS)
+        raise ConfigError(f"name must be a new trajectory kind name, got {name!r} (registered: {registered})")
+    if dimensions not in (2, 3) or isinstance(dimensions, bool):
+        raise ConfigError(f"trajectory kind {name!r}: dimensions must be 2 or 3, got {dimensions!r}")
+    if learned_from is None and not callable(builder):
+        raise ConfigError(f"trajectory kind {name!r}: builder must be callable, got {builder!r}")
+    if learned_from is not None:
+        base = TRAJECTORY_KINDS.get(learned_from)
+        if base is None or base.learned or base.dimensions != dimensions or builder is not None:
+            raise ConfigError(
+                f"trajectory kind {name!r}: learned_from must name a registered fixed {dimensions}D kind and builder "
+                f"be None, got learned_from={learned_from!r}, builder={builder!r}"
+            )
+    TRAJECTORY_KINDS[name] = TrajectoryKind(name, dimensions, builder, description, learned_from)
+    return TRAJECTORY_KINDS[name]
+
+
+def trajectory_kind_names(dimensions=None, learned=None):
+    """The names of the registered trajectory kinds, in registration order.
+
+    Args:
+        dimensions: None (all), 2 or 3.
+        learned: None (all), False (the fixed kinds `make_trajectory` builds) or True (the learned ones).
+
+    Returns:
+        tuple of str; with no argument, the CLI's ``--trajectory`` choices.
+    """
+    return tuple(
+        kind.name for kind in TRAJECTORY_KINDS.values()
+        if dimensions in (None, kind.dimensions) and learned in (None, kind.learned)
+    )
+
+
+def _from_size(function):
+    """A builder for ``function(size, acceleration=..., **kwargs)`` with ``size = max(image_shape)``."""
+
+    def build(image_shape, acceleration, **kwargs):
+        return function(max(image_shape), acceleration=acceleration, **kwargs)
+
+    return build
+
+
+register_trajectory_kind("radial", 2, _from_size(radial_trajectory), "golden-angle full-diameter spokes")
+register_trajectory_kind("spiral", 2, _from_size(spiral_trajectory), "interleaved Archimedean spiral")
+register_trajectory_kind("stack_of_radial", 3, stack_of_radial_trajectory, "radial spokes on every partition")
+register_trajectory_kind("stack_of_spirals", 3, stack_of_spirals_trajectory, "spirals on every partition")
+register_trajectory_kind("kooshball", 3, _from_size(kooshball_trajectory), "3D full-diameter spokes")
+register_trajectory_kind("learned-radial", 2, None, "learned from radial spokes", learned_from="radial")
+register_trajectory_kind("learned-spiral", 2, None, "learned from a spiral", learned_from="spiral")
+
+KINDS = trajectory_kind_names(learned=False)
+"""Trajectory kinds known to `make_trajectory`."""
+
+LEARNED_TRAJECTORIES = trajectory_kind_names(learned=True)
+"""Trajectories of training runs that learn them, from a radial / spiral start (`models.learned_trajectory`)."""
+
+
 def make_trajectory(kind, image_shape, acceleration=1.0, **kwargs):
     """Build a trajectory by name for an image shape (the entry point of the pipelines and scripts).
 
     Args:
-        kind: one of `KINDS`.
-        image_shape: ``(H, W)`` for ``radial`` / ``spiral`` (size ``max(H, W)``), ``(D, H, W)`` for
-            the stacks and ``kooshball`` (size ``max(D, H, W)``).
+        kind: a fixed kind of `TRAJECTORY_KINDS` (`KINDS`).
+        image_shape: ``(H, W)`` for the 2D kinds (``radial`` / ``spiral``: size ``max(H, W)``),
+            ``(D, H, W)`` for the 3D ones (the stacks; ``kooshball``: size ``max(D, H, W)``).
         acceleration: factor against the Nyquist sampling of the kind.
         **kwargs: passed to the trajectory function.
 
@@ -410,24 +526,23 @@ def make_trajectory(kind, image_shape, acceleration=1.0, **kwargs):
         float32 ``(ndim, n_samples)`` in ``[-pi, pi)``.
 
     Raises:
-        ConfigError: for an unknown kind or a shape of the wrong length.
+        ConfigError: for an unknown or a learned kind, or a shape of the wrong length or with an
+            entry below 1.
     """
+    entry = TRAJECTORY_KINDS.get(kind)
+    fixed = trajectory_kind_names(learned=False)
+    if entry is None:
+        raise ConfigError(f"unknown trajectory kind {kind!r}; known kinds: {', '.join(fixed)}")
+    if entry.learned:
+        raise ConfigError(
+            f"trajectory kind {kind!r} is learned with the network from a {entry.learned_from!r} start "
+            f"(models.learned_trajectory); make_trajectory builds {', '.join(fixed)}"
+        )
     shape = tuple(int(n) for n in image_shape)
-    if kind in ("radial", "spiral"):
-        if len(shape) != 2:
-            raise ConfigError(f"{kind} trajectories need a 2D image_shape, got {image_shape!r}")
-        size = max(shape)
-        if kind == "radial":
-            return radial_trajectory(size, acceleration=acceleration, **kwargs)
-        return spiral_trajectory(size, acceleration=acceleration, **kwargs)
-    if kind == "stack_of_radial":
-        return stack_of_radial_trajectory(shape, acceleration=acceleration, **kwargs)
-    if kind == "stack_of_spirals":
-        return stack_of_spirals_trajectory(shape, acceleration=acceleration, **kwargs)
-    if kind == "kooshball":
-        _shape_3d(shape)
-        return kooshball_trajectory(max(shape), acceleration=acceleration, **kwargs)
-    raise ConfigError(f"unknown trajectory kind {kind!r}; known kinds: {', '.join(KINDS)}")
+    if len(shape) != entry.dimensions:
+        raise ConfigError(f"{kind} trajectories need a {entry.dimensions}D image_shape, got {image_shape!r}")
+    shape = tuple(_positive_int(n, "image_shape") for n in shape)
+    return entry.builder(shape, acceleration=acceleration, **kwargs)
 
 
 # --------------------------------------------------------------------------------------------------

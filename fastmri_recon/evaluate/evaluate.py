@@ -26,12 +26,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from fastmri_recon.data.datasets import (
-    NonCartesianConfig,
-    Volume3DConfig,
-    noncartesian_dataset,
-    volume3d_dataset,
-)
+from fastmri_recon.data.acquisition import NonCartesianAcquisition, describe_acquisition
 from fastmri_recon.data.datasets.config import DEFAULT_SCALE_FACTOR
 from fastmri_recon.data.datasets.volume3d import nifti_paths
 from fastmri_recon.data.datasets.volumes import reading_errors
@@ -42,83 +37,6 @@ from fastmri_recon.errors import ConfigError, DataError, quote
 from fastmri_recon.evaluate.metrics import MetricsSummary, evaluate_volume
 from fastmri_recon.ops.crop import center_crop
 from fastmri_recon.progress import progress_bar
-
-
-@dataclasses.dataclass(frozen=True)
-class NonCartesianAcquisition:
-    """A simulated non-Cartesian acquisition, for training and evaluation (what `MaskSampler` is to Cartesian data).
-
-    Attributes:
-        pipeline: a `NonCartesianConfig` (2D radial / spiral samples simulated from fastMRI files)
-            or a `Volume3DConfig` (3D samples simulated from volumes).
-        density_compensation: True: the models get the pipeline's Pipe-Menon density; False: unit
-            density (they then apply the plain adjoint ``A^H``).
-        learned: the trajectory is learned by the model (`models.learned_trajectory`, 2D): the
-            pipeline gives the images on the grid, which the model samples on its own trajectory
-            (``pipeline.trajectory`` is the kind it started from).
-
-    Raises:
-        ConfigError: when ``pipeline`` is not one of the two configurations, or for a learned 3D
-            acquisition or one without density compensation.
-    """
-
-    pipeline: object
-    density_compensation: bool = True
-    learned: bool = False
-
-    def __post_init__(self):
-        if type(self.pipeline) not in (NonCartesianConfig, Volume3DConfig):
-            raise ConfigError(f"pipeline: expected a NonCartesianConfig or a Volume3DConfig, got {type(self.pipeline).__name__}")
-        if self.learned and (self.volumetric or not self.density_compensation):
-            raise ConfigError("a learned trajectory is 2D and always density-compensated (its Pipe-Menon density follows it)")
-
-    @property
-    def volumetric(self):
-        """True for 3D acquisitions (`Volume3DConfig`)."""
-        return isinstance(self.pipeline, Volume3DConfig)
-
-    @property
-    def scale_factor(self):
-        """The factor the pipeline multiplies samples and targets by."""
-        return self.pipeline.scale_factor
-
-    def dataset(self, source, training=False, input_context=None):
-        """The pipeline's ``tf.data.Dataset`` of ``((kspace, trajectory, density[, smaps]), target)`` batches.
-
-        Args:
-            source: 2D: a directory of fastMRI files; 3D: a directory of NIfTI volumes or an
-                array ``(n, D, H, W)`` of ``volume_shape`` volumes.
-            training: the pipelines' training mode (shuffling; phase augmentation in 2D).
-            input_context: optional ``tf.distribute.InputContext`` (2D only: the 3D pipeline
-                reads every volume and batches ``batch_size`` of them).
-
-        Returns:
-            the dataset of `noncartesian_dataset` / `volume3d_dataset`, with float32 ones as
-            density ``(batch, M)`` when ``density_compensation`` is False.
-        """
-        if self.volumetric:
-            dataset = volume3d_dataset(source, self.pipeline, training)
-        else:
-            dataset = noncartesian_dataset(source, self.pipeline, training, input_context, images=self.learned)
-        return dataset if self.density_compensation else dataset.map(_unit_density)
-
-    def on_grid(self, image_shape, **changes):
-        """A copy simulating on ``image_shape`` (``(H, W)`` or ``(D, H, W)``: a model's grid), other pipeline fields changed."""
-        grid = "volume_shape" if self.volumetric else "image_shape"
-        pipeline = dataclasses.replace(self.pipeline, **{grid: tuple(image_shape)}, **changes)
-        return dataclasses.replace(self, pipeline=pipeline)
-
-    def describe(self):
-        """A short text, e.g. ``"radial x4"``, ``"spiral x8 (n_shots=8)"``, ``"kooshball x4, no density compensation"``."""
-        options = ", ".join(f"{key}={value}" for key, value in sorted(self.pipeline.trajectory_options.items()))
-        kind = f"learned-{self.pipeline.trajectory}" if self.learned else self.pipeline.trajectory
-        text = f"{kind} x{self.pipeline.acceleration:g}" + (f" ({options})" if options else "")
-        return text if self.density_compensation else f"{text}, no density compensation"
-
-
-def _unit_density(inputs, target):
-    kspace, trajectory, density = inputs[:3]
-    return (kspace, trajectory, tf.ones_like(density)) + tuple(inputs[3:]), target
 
 
 def volume_mask(handle, sampler):
@@ -200,17 +118,6 @@ def reconstruct_volume(model, handle, mask, batch_size=8, scale_factor=DEFAULT_S
         (float32 ``(slices, h, w)`` reconstruction, seconds spent in the model calls).
     """
     return reconstruct_batches(model, cartesian_batches(model, handle, mask, batch_size, scale_factor), scale_factor)
-
-
-def describe_sampler(sampler):
-    """A short text for a `MaskSampler`, e.g. ``"random x4 (cf 0.08)"``."""
-    pairs = ", ".join(f"x{a:g} (cf {c:g})" for c, a in zip(sampler.center_fractions, sampler.accelerations))
-    return f"{sampler.kind} {pairs}"
-
-
-def describe_acquisition(acquisition):
-    """A short text for a `MaskSampler` or a `NonCartesianAcquisition`."""
-    return describe_sampler(acquisition) if isinstance(acquisition, MaskSampler) else acquisition.describe()
 
 
 def _check_acquisition(model, name, acquisition):

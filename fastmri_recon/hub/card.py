@@ -14,12 +14,38 @@ def _number(value):
 
 
 def _metrics_table(entry, baselines):
-    rows = ["| model | data | mask | PSNR | SSIM | NMSE |", "|---|---|---|---|---|---|"]
+    cartesian = entry["acquisition"]["trajectory"] == "cartesian"
+    sampling = "mask" if cartesian else "trajectory"
+    rows = [f"| model | data | {sampling} | PSNR | SSIM | NMSE |", "|---|---|---|---|---|---|"]
     for name, metrics in [(entry["name"], entry["metrics"]), *baselines.items()]:
         for m in metrics:
-            mask = f"{m.get('mask_type', '')} x{m['acceleration']:g}" + (f" (cf {m['center_fraction']:g})" if "center_fraction" in m else "")
+            kind = m.get("mask_type", "") if cartesian else entry["acquisition"]["trajectory"]
+            mask = f"{kind} x{m['acceleration']:g}" + (f" (cf {m['center_fraction']:g})" if "center_fraction" in m else "")
             rows.append(f"| {name} | {m['data']} | {mask} | {m['PSNR']:.2f} | {m['SSIM']:.4f} | {m['NMSE']:.4f} |")
     return "\n".join(rows)
+
+
+def _usage(cartesian, repo_id, file, scale):
+    """The card's ``(python call, reconstruct section, evaluation sampling)`` texts for the model's acquisition."""
+    if cartesian:
+        usage = f"image = model((kspace * {scale}, mask)) / {scale}  # kspace complex64 (batch, [coils,] H, W)"
+        command = (
+            f"```bash\nfastmri-recon reconstruct --model hf://{repo_id}/{file} test_dir/ reconstructions/\n```\n\n"
+            "`reconstruct` writes one fastMRI submission file (`reconstruction`, float32 (slices, h, w)) per input file.\n"
+            f"The model expects k-space multiplied by {scale}, as the package's data pipelines\n"
+            "do, and returns magnitude images in that scale."
+        )
+        return usage, command, "each volume undersampled with a mask seeded by its file name"
+    usage = (
+        f"image = model((kspace * {scale}, trajectory, density)) / {scale}\n"
+        "# kspace complex64 (batch, [coils,] M) samples, trajectory float32 (batch, ndim, M) radians in [-pi, pi),\n"
+        "# density float32 (batch, M) (Pipe-Menon; ones for the plain adjoint)"
+    )
+    command = (
+        f"The model expects samples multiplied by {scale}, as the package's data pipelines do, and returns magnitude\n"
+        "images in that scale; its grid (`image_shape` in the configuration below) is fixed by its training."
+    )
+    return usage, command, "each volume sampled on the run's trajectory (simulated from its images with the NUFFT)"
 
 
 def model_card(entry, repo_id, parameters, baselines=None):
@@ -38,11 +64,14 @@ def model_card(entry, repo_id, parameters, baselines=None):
     acquisition = entry["acquisition"]
     accelerations = ", ".join(f"x{a:g}" for a in entry["accelerations"])
     training = json.dumps(entry.get("training", {}), indent=2)
+    cartesian = acquisition["trajectory"] == "cartesian"
+    sampling = f"{acquisition.get('mask_type', 'any')} masks" if cartesian else "samples simulated from the files' images (NUFFT)"
     summary = (
         f"Trained for {acquisition['coils']} {acquisition['trajectory']} {acquisition['dimensions']}D acquisitions, "
-        f"{acquisition.get('mask_type', 'any')} masks, accelerations {accelerations}."
+        f"{sampling}, accelerations {accelerations}."
     )
     scale = _number(entry.get("scale_factor", 1e6))
+    usage, command, evaluation = _usage(cartesian, repo_id, file, scale)
     tags = "\n".join(f"  - {t}" for t in ("fastmri-recon", "mri-reconstruction", "fastmri", "keras", "tensorflow"))
     return f"""---
 library_name: keras
@@ -64,16 +93,10 @@ Registry architecture `{entry['architecture']}` of the `fastmri-recon` package w
 from fastmri_recon import from_pretrained
 
 model = from_pretrained("hf://{repo_id}/{file}")  # or "{name}" with the package's weights manifest
-image = model((kspace * {scale}, mask)) / {scale}  # kspace complex64 (batch, [coils,] H, W)
+{usage}
 ```
 
-```bash
-fastmri-recon reconstruct --model hf://{repo_id}/{file} test_dir/ reconstructions/
-```
-
-`reconstruct` writes one fastMRI submission file (`reconstruction`, float32 (slices, h, w)) per input file.
-The model expects k-space multiplied by {scale}, as the package's data pipelines
-do, and returns magnitude images in that scale.
+{command}
 
 ## Training
 
@@ -92,7 +115,7 @@ Model configuration (constructor arguments):
 
 ## Evaluation
 
-fastMRI's metrics (per volume, mean over volumes), each volume undersampled with a mask seeded by its file name:
+fastMRI's metrics (per volume, mean over volumes), {evaluation}:
 
 {_metrics_table(entry, baselines or {})}
 

@@ -111,20 +111,25 @@ def read_json(path):
     return content
 
 
-def _run_source(run_dir, stored, weights_file):
-    from fastmri_recon.training.config import from_dict
+def _run_source(run_dir, weights_file):
+    from fastmri_recon.training.rundir import RunDirectory
 
-    config = from_dict(stored["config"], str(run_dir / FOLDER_CONFIG))
+    run = RunDirectory.read(run_dir)
+    if run.learned:
+        raise ConfigError(
+            f"{run_dir}: learned its trajectory ({run.config.trajectory}): its weights hold the trajectory, which published "
+            "weights do not describe; use the run directory itself (evaluate / reconstruct --model RUN_DIR)"
+        )
     return Source(
-        name=run_dir.resolve().name,
+        name=run.name,
         weights=weights_file,
-        architecture=config.model,
-        config={**config.model_config, "crop_size": list(stored["crop_size"])},
-        coils=config.coils,
-        scale_factor=config.scale_factor,
+        architecture=run.config.model,
+        config=run.model_config(),
+        coils=run.config.coils,
+        scale_factor=run.scale_factor,
         sha256=None,
         origin=f"training run {run_dir}",
-        training=config.to_json(),
+        training=run.config.to_json(),
     )
 
 
@@ -145,7 +150,7 @@ def _folder_source(directory, weights="best", weights_file=None):
         path = weights_file or directory / f"{weights}{WEIGHTS_SUFFIX}"
         if not path.is_file():
             raise DataError(f"{directory}: no {path.name} (has the run finished an epoch?)")
-        return _run_source(directory, content, path)
+        return _run_source(directory, path)
     raise DataError(f"{config_path}: neither a published model's config (no 'architecture') nor a training run's (no 'config')")
 
 

@@ -4,8 +4,9 @@ An entry says what a set of weights is (registry architecture and full construct
 acquisition, accelerations and data it was trained for), where it lives (Hub repository, revision
 and file name; the repository's ``weights/`` folder for entries not uploaded) and how to check and
 judge it (sha256, size, package version, metrics with the data they were measured on). The format
-is ``weights_manifest.schema.json``; `validate_manifest` adds what a schema cannot say (unique
-names, registered architectures, a ``file`` inside its folder).
+is ``weights_manifest.schema.json`` with the enums of the sampling fields filled from the registries
+(`manifest_schema`); `validate_manifest` adds what a schema cannot say (unique names, registered
+architectures, a ``file`` inside its folder).
 
 The manifest used by default is ``$FASTMRI_RECON_MANIFEST`` if set, else the one at the root of the
 source tree the package is installed from (``pip install -e .``).
@@ -32,6 +33,35 @@ def default_manifest_path():
     return Path(__file__).resolve().parents[2] / MANIFEST_FILE
 
 
+CARTESIAN = "cartesian"
+"""The ``acquisition.trajectory`` of Cartesian entries (their ``mask_type`` says the mask kind)."""
+
+
+def manifest_schema():
+    """The manifest's JSON Schema with the enums of its sampling fields filled from the registries.
+
+    ``weights_manifest.schema.json`` leaves them plain strings, so that a kind registered in
+    ``data.masks`` or ``data.trajectories`` needs no edit of the schema:
+
+    - ``acquisition.trajectory``: `CARTESIAN`, then every kind of `data.trajectories.TRAJECTORY_KINDS`,
+      spelled as the code spells it (``stack_of_radial``);
+    - ``acquisition.mask_type`` and ``metrics[].mask_type``: `data.masks.mask_kind_names`.
+
+    Returns:
+        dict, a fresh copy.
+    """
+    from fastmri_recon.data.masks import mask_kind_names
+    from fastmri_recon.data.trajectories import trajectory_kind_names
+
+    schema = load_schema()
+    entry = schema["$defs"]["entry"]["properties"]
+    acquisition = entry["acquisition"]["properties"]
+    acquisition["trajectory"]["enum"] = [CARTESIAN, *trajectory_kind_names()]
+    acquisition["mask_type"]["enum"] = list(mask_kind_names())
+    entry["metrics"]["items"]["properties"]["mask_type"]["enum"] = list(mask_kind_names())
+    return schema
+
+
 def validate_entry(entry, source="entry", hub_required=True):
     """Check one entry; a published folder's ``config.json`` is an entry without ``hub``.
 
@@ -43,7 +73,7 @@ def validate_entry(entry, source="entry", hub_required=True):
     Raises:
         ConfigError: listing the first problems (field and what was expected).
     """
-    schema = load_schema()
+    schema = manifest_schema()
     entry_schema = dict(schema["$defs"]["entry"])
     if not hub_required:
         entry_schema["required"] = [key for key in entry_schema["required"] if key != "hub"]
@@ -59,7 +89,7 @@ def validate_manifest(manifest, source=MANIFEST_FILE):
     Raises:
         ConfigError: naming the file, the field (``models[2].sha256``) and what was expected.
     """
-    _raise(check(manifest, load_schema()), source)
+    _raise(check(manifest, manifest_schema()), source)
     names = [entry["name"] for entry in manifest["models"]]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:

@@ -9,8 +9,10 @@ The folder holds exactly what the Hub repository will:
 - ``README.md``: the model card (`card.model_card`);
 - ``reconstruction.png``: target, zero-filled and model reconstructions with error maps.
 
-Metrics are measured on the run's validation split (or ``eval_dir``) for each acceleration of the
-run, with `evaluate.evaluate_directory` (what ``fastmri-recon evaluate`` runs). Three modes:
+Metrics are measured on the run's validation split (or ``eval_dir``) with
+`evaluate.evaluate_directory` (what ``fastmri-recon evaluate`` runs): for each acceleration of a
+Cartesian run beside zero-filled, on the run's own trajectory for a non-Cartesian (2D or 3D) run beside
+the density-compensated adjoint. Three modes:
 ``upload`` (``HfApi().upload_folder`` with the token of ``$HF_TOKEN`` or of ``hf auth login``, then
 the entry is written with the commit hash as revision), ``no-upload`` (the entry is written marked
 ``uploaded: false``, for weights kept in the repository's ``weights/`` folder) and ``dry-run``
@@ -30,13 +32,15 @@ from fastmri_recon.files import atomic_path, write_text
 from fastmri_recon.hub.card import FIGURE_FILE, model_card
 from fastmri_recon.hub.checksum import sha256_file
 from fastmri_recon.hub.load import load_pretrained, model_config
-from fastmri_recon.hub.locate import FOLDER_CONFIG, WEIGHTS_SUFFIX, read_json
+from fastmri_recon.hub.locate import FOLDER_CONFIG, WEIGHTS_SUFFIX
 from fastmri_recon.hub.manifest import load_manifest, validate_entry
 
 MODES = ("upload", "no-upload", "dry-run")
 CARD_FILE = "README.md"
 PENDING_REVISION = "<commit hash of the upload>"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+DEMO_VOLUMES_DATA = "fastmri-recon demo volumes (MNI template), {split} split"
+"""The ``data`` of a 3D run on ``demo-volumes``."""
 _REPO_ID = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
 
@@ -79,50 +83,57 @@ def describe_data(directory, with_volumes=False):
     return text
 
 
-def _metrics(result, mask_type, acceleration, center_fraction):
+def _metrics(result, data, acceleration, mask_type=None, center_fraction=None):
     means, stds = result.summary.means(), result.summary.stds()
-    metrics = {
-        "data": describe_data(result.directory),
-        "mask_type": mask_type,
-        "acceleration": acceleration,
-        "center_fraction": center_fraction,
-        "volumes": len(result.summary),
-        **means,
-    }
+    sampling = {} if mask_type is None else {"mask_type": mask_type}
+    fraction = {} if center_fraction is None else {"center_fraction": center_fraction}
+    metrics = {"data": data, **sampling, "acceleration": acceleration, **fraction, "volumes": len(result.summary), **means}
     finite = {k: v for k, v in stds.items() if not math.isnan(v)}
     return {**metrics, "std": finite} if finite else metrics
 
 
-def evaluate_run(model, name, training, eval_dir, scale_factor, progress=True):
-    """Evaluate a model and the zero-filled baseline at each acceleration of its training.
+def evaluate_run(model, name, run, eval_dir, progress=True):
+    """Evaluate a run's model and its acquisition's baseline: zero-filled at each acceleration of a
+    Cartesian run (each volume's mask seeded by its file name), the density-compensated adjoint on a
+    non-Cartesian run's own acquisition.
 
     Args:
         model: the loaded model.
         name: its name.
-        training: the run's configuration (`TrainConfig.to_json()`).
-        eval_dir: a directory of fastMRI files with targets.
-        scale_factor: the k-space scaling of the model.
+        run: the `training.rundir.RunDirectory`.
+        eval_dir: a directory of fastMRI files with targets (3D runs: of NIfTI volumes, or the
+            demo validation volumes, float32 ``(n, D, H, W)``).
         progress: progress bars.
 
     Returns:
-        ``(metrics, baseline_metrics, examples)``: the metrics lists (manifest format) of the model
-        and of zero-filled, and the first acceleration's example slice of each for the figure.
+        ``(metrics, baseline_metrics, baseline, examples)``: the metrics lists (manifest format) of
+        the model and of the baseline, the baseline's name, and the first acceleration's example
+        slice of each for the figure.
     """
     from fastmri_recon.data.masks import MaskSampler, default_center_fraction
     from fastmri_recon.evaluate.evaluate import evaluate_directory
     from fastmri_recon.models.registry import build
 
-    accelerations = training["accelerations"]
-    fractions = training["center_fractions"] or [default_center_fraction(a) for a in accelerations]
+    config, scale = run.config, run.scale_factor
+    data = describe_data(eval_dir) if isinstance(eval_dir, (str, Path)) else DEMO_VOLUMES_DATA.format(split="val")
     metrics, baseline, examples = [], [], {}
-    zero_filled = build("zero-filled")
-    for acceleration, fraction in zip(accelerations, fractions):
-        sampler = MaskSampler(training["mask_type"], [fraction], [acceleration])
-        for method, network, out in (("zero-filled", zero_filled, baseline), (name, model, metrics)):
-            result = evaluate_directory(network, method, eval_dir, sampler, progress=progress, scale_factor=scale_factor)
-            out.append(_metrics(result, training["mask_type"], acceleration, fraction))
+    if config.acquisition != "cartesian":
+        acquisition = run.acquisition()
+        methods = (("nc-adjoint", build("nc-adjoint", image_shape=run.grid), baseline), (name, model, metrics))
+        for method, network, out in methods:
+            result = evaluate_directory(network, method, eval_dir, acquisition, progress=progress, scale_factor=scale)
+            out.append(_metrics(result, data, config.accelerations[0]))
             examples.setdefault(method, result.example)
-    return metrics, baseline, examples
+        return metrics, baseline, "nc-adjoint", examples
+    fractions = config.center_fractions or [default_center_fraction(a) for a in config.accelerations]
+    zero_filled = build("zero-filled")
+    for acceleration, fraction in zip(config.accelerations, fractions):
+        sampler = MaskSampler(config.mask_type, [fraction], [acceleration])
+        for method, network, out in (("zero-filled", zero_filled, baseline), (name, model, metrics)):
+            result = evaluate_directory(network, method, eval_dir, sampler, progress=progress, scale_factor=scale)
+            out.append(_metrics(result, data, acceleration, config.mask_type, fraction))
+            examples.setdefault(method, result.example)
+    return metrics, baseline, "zero-filled", examples
 
 
 def _prepare_folder(folder, weights_file):
@@ -156,39 +167,47 @@ def _notes(mode, folder, manifest):
     )
 
 
-def write_folder(folder, name, pretrained, training, metrics, notes, version):
+def describe_acquisition(config):
+    """A run's acquisition as the manifest records it: ``coils``, ``trajectory`` (``cartesian`` or the
+    trajectory kind), ``dimensions`` and, Cartesian, ``mask_type``."""
+    if config.acquisition == "cartesian":
+        return {"coils": config.coils, "trajectory": "cartesian", "dimensions": 2, "mask_type": config.mask_type}
+    return {"coils": config.coils, "trajectory": config.trajectory, "dimensions": 3 if config.volumetric else 2}
+
+
+def write_folder(folder, name, pretrained, run, metrics, notes):
     """Copy the weights into ``folder`` and write its ``config.json``; return the entry (without ``hub``).
 
     Args:
         folder: the Hub-ready folder (created; it may hold only a previous publication's files).
         name: the manifest name.
         pretrained: the run's `load.Pretrained`.
-        training: the run's `TrainConfig`.
+        run: the `training.rundir.RunDirectory`.
         metrics: the model's metrics (manifest format).
         notes: the entry's notes, or None.
-        version: the package version that trained it.
     """
-    from fastmri_recon.training.run import split_dir
+    from fastmri_recon.training.rundir import DEMO_VOLUMES, split_dir
 
-    source = pretrained.source
+    source, training = pretrained.source, run.config
     weights_file = f"{name}{WEIGHTS_SUFFIX}"
     _prepare_folder(folder, weights_file)
     with atomic_path(folder / weights_file) as tmp:
         shutil.copyfile(source.weights, tmp)
+    demo_volumes = training.volumetric and training.data_dir == DEMO_VOLUMES
     entry = {
         "name": name,
         "architecture": source.architecture,
         "config": model_config(pretrained.model),
         "training": source.training,
         "scale_factor": source.scale_factor,
-        "acquisition": {"coils": training.coils, "trajectory": "cartesian", "dimensions": 2, "mask_type": training.mask_type},
+        "acquisition": describe_acquisition(training),
         "accelerations": list(training.accelerations),
         **({"contrast": ", ".join(training.contrasts)} if training.contrasts else {}),
-        "training_data": describe_data(split_dir(training, "train"), with_volumes=True),
+        "training_data": DEMO_VOLUMES_DATA.format(split="train") if demo_volumes else describe_data(split_dir(training, "train"), with_volumes=True),
         "file": weights_file,
         "sha256": sha256_file(folder / weights_file),
         "size_bytes": (folder / weights_file).stat().st_size,
-        "package_version": version,
+        "package_version": run.version,
         "metrics": metrics,
         **({"notes": notes} if notes else {}),
     }
@@ -243,8 +262,7 @@ def publish(run_dir, repo_id, name=None, weights="best", output_dir=None, eval_d
     Raises:
         ConfigError / DataError: a bad name, repository id, run directory, data or upload.
     """
-    from fastmri_recon.training.config import from_dict
-    from fastmri_recon.training.run import CONFIG_FILE, split_dir
+    from fastmri_recon.training.rundir import RunDirectory, split_source
 
     if mode not in MODES:
         raise ConfigError(f"mode='{mode}': expected one of {', '.join(MODES)}")
@@ -254,27 +272,20 @@ def publish(run_dir, repo_id, name=None, weights="best", output_dir=None, eval_d
     if not _NAME.match(name):
         raise ConfigError(f"--name '{name}': expected lower-case letters, digits, '_', '.', '-' (starting with a letter or digit)")
     book = load_manifest(manifest)
-    run_dir = Path(run_dir)
-    if not (run_dir / CONFIG_FILE).is_file():
-        raise ConfigError(f"{run_dir}: not a training run directory (no {CONFIG_FILE} written by 'fastmri-recon train')")
-    stored = from_dict(read_json(run_dir / CONFIG_FILE).get("config", {}), str(run_dir / CONFIG_FILE))
-    if stored.acquisition != "cartesian":
-        raise ConfigError(
-            f"{run_dir}: a non-Cartesian run ({stored.model}, {stored.trajectory}); the manifest and model card "
-            "describe Cartesian runs only (load it with fastmri_recon.training.run.load_trained_model)"
-        )
+    run = RunDirectory.read(run_dir)
     pretrained = load_pretrained(run_dir, weights)
     if pretrained.source.entry is not None:
         raise ConfigError(f"{run_dir}: a published folder, not a training run directory")
-    source, training = pretrained.source, from_dict(pretrained.source.training)
-    eval_dir = Path(eval_dir) if eval_dir is not None else split_dir(training, "val")
-    metrics, baseline, examples = evaluate_run(pretrained.model, name, source.training, eval_dir, source.scale_factor, progress)
+    source = pretrained.source
+    eval_source = Path(eval_dir) if eval_dir is not None else split_source(run.config, "val")
+    metrics, baseline, baseline_name, examples = evaluate_run(pretrained.model, name, run, eval_source, progress)
 
-    folder = Path(output_dir) if output_dir is not None else run_dir / "hub" / name
-    version = read_json(run_dir / CONFIG_FILE).get("version", "unknown")
-    entry = write_folder(folder, name, pretrained, training, metrics, _notes(mode, folder, book), version)
-    write_text(folder / CARD_FILE, model_card(entry, repo_id, pretrained.model.count_params(), {"zero-filled": baseline}))
-    _figure(folder, examples, f"{training.mask_type} x{training.accelerations[0]:g}")
+    folder = Path(output_dir) if output_dir is not None else Path(run_dir) / "hub" / name
+    entry = write_folder(folder, name, pretrained, run, metrics, _notes(mode, folder, book))
+    write_text(folder / CARD_FILE, model_card(entry, repo_id, pretrained.model.count_params(), {baseline_name: baseline}))
+    config = run.config
+    title = f"{config.mask_type} x{config.accelerations[0]:g}" if config.acquisition == "cartesian" else run.acquisition().describe()
+    _figure(folder, examples, title)
 
     revision = None
     if mode == "upload":

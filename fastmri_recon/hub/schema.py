@@ -2,7 +2,8 @@
 
 ``jsonschema`` is only a test dependency: the package validates manifests with this checker, which
 interprets the subset of JSON Schema (draft 2020-12) that ``weights_manifest.schema.json`` uses, so
-the schema file stays the single source of truth. A keyword outside `SUPPORTED_KEYWORDS` raises
+the schema file stays the single source of truth, except for the sampling enums, which
+`hub.manifest.manifest_schema` fills from the mask and trajectory registries. A keyword outside `SUPPORTED_KEYWORDS` raises
 ``ValueError`` rather than being ignored; the tests check that ``jsonschema`` and this checker agree.
 """
 

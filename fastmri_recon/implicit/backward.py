@@ -25,7 +25,7 @@ inverse estimate is good (a well-converged forward solve of a strongly contracti
 5-dimensional ``tanh(z W + x)`` with ``||W|| = 0.8``, the weight gradient is 15 % off with ``shine``,
 62 % with ``jacobian-free``, but with a spectral radius of 0.97 and a poor estimate the ``shine``
 direction's cosine with the true one was measured at 0.32 against 0.68 for ``jacobian-free`` and 2e-10 after 5 ``shine-refine`` iterations; on the bilevel logistic regression
-(`bilevel`), 5 % at a cold start but up to orders of magnitude after the few steps of a warm-started
+(``experiments/deq_shine/logreg_problem.py``), 5 % at a cold start but up to orders of magnitude after the few steps of a warm-started
 solve. With adjoint Broyden or OPA updates (`solvers.broyden`) it becomes exact on affine problems
 once the forward solve has converged (relative error below 1e-6 in the tests) and within 0.2 % on
 the logistic regression. ``shine-fallback``'s threshold bounds the

@@ -31,7 +31,7 @@ from fastmri_recon.implicit.deq import DEQ
 from fastmri_recon.models.base import ReconstructionModel
 from fastmri_recon.models.layers.denoisers import build_denoiser
 from fastmri_recon.models.layers.multiscale import ComplexDenoiser
-from fastmri_recon.models.xpdnet import _frozen
+from fastmri_recon.models.xpdnet import frozen_params
 from fastmri_recon.ops.encoding import adjoint_op, forward_op
 
 
@@ -130,7 +130,7 @@ class DEQXPDNet(ReconstructionModel):
         self.n_primal = n_primal
         self.image_net = image_net
         self.image_net_size = image_net_size
-        self.image_net_params = _frozen(image_net_params)
+        self.image_net_params = frozen_params(image_net_params)
         self.solver_params = dict(
             solver=solver,
             max_iter=max_iter,

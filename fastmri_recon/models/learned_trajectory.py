@@ -39,7 +39,7 @@ import tensorflow as tf
 
 from fastmri_recon.data.density import DEFAULT_ITERATIONS, pipe_menon_density
 from fastmri_recon.data.gradient_limits import DEFAULT_PROJECTION_ITERATIONS, GradientSystem, ReadoutConstraints
-from fastmri_recon.data.trajectories import LEARNED_TRAJECTORIES, make_trajectory, spiral_trajectory, spokes_for_acceleration
+from fastmri_recon.data.trajectories import LEARNED_TRAJECTORIES, TRAJECTORY_KINDS, make_trajectory, spiral_trajectory, spokes_for_acceleration
 from fastmri_recon.errors import ConfigError, DataError
 from fastmri_recon.ops.nufft import DEFAULT_EPS, NUFFTPlan
 
@@ -384,7 +384,8 @@ class LearnedTrajectoryModel(keras.Model):
 
 def learned_base(trajectory):
     """The kind a learned trajectory starts from (``"radial"`` for ``"learned-radial"``), or None for another name."""
-    return trajectory.split("-", 1)[1] if trajectory in LEARNED_TRAJECTORIES else None
+    kind = TRAJECTORY_KINDS.get(trajectory)
+    return None if kind is None else kind.learned_from
 
 
 def with_learned_trajectory(reconstructor, trajectory, acceleration, options=None):

@@ -7,6 +7,11 @@ entry is built as ``cls(crop_size=..., **{**defaults, **config})`` and called as
 ``model((kspace, mask[, smaps]))``, so one evaluation loop serves models and baselines alike.
 Classes are imported on first use.
 
+Every model entry also declares ``tiny``, a small configuration of it (constructor arguments over
+``defaults``) that builds, runs and trains in seconds on inputs of a few tens of pixels, for tests
+and examples: ``build(name, **get_entry(name).tiny)``; so does the non-Cartesian adjoint baseline,
+whose default grid is large. The model tests run one contract over every entry that has one.
+
 Single- or multi-coil is not part of an entry: every model reads it from the rank of the k-space
 it is called with, and a class whose ``needs_smaps`` is true needs the coil sensitivity maps with
 multi-coil k-space (`models.base`).
@@ -36,6 +41,8 @@ class Entry:
         defaults: constructor arguments of the preset (empty: the class's defaults).
         acquisition: ``"cartesian"`` (inputs ``(kspace, mask[, smaps])``) or ``"noncartesian"``
             (inputs ``(kspace, trajectory, density[, smaps])``); the class's ``acquisition``.
+        tiny: a small configuration (constructor arguments over ``defaults``; non-Cartesian ones
+            set a small ``image_shape``), or None; every model entry has one.
     """
 
     name: str
@@ -44,6 +51,7 @@ class Entry:
     summary: str
     defaults: dict = dataclasses.field(default_factory=dict, hash=False)
     acquisition: str = "cartesian"
+    tiny: dict | None = dataclasses.field(default=None, hash=False)
 
     def load_class(self):
         """Import and return the implementing class."""
@@ -67,6 +75,14 @@ XPDNET_CHALLENGE = {
     "odd_padding": "start",
 }
 """XPDNet's configuration in the fastMRI 2020 brain challenge (the ``XPDNet-brain-af4`` model card)."""
+
+TINY_UNET = {"filters": (4, 8, 8), "n_convs": 1}
+TINY_KIKI = {"n_iter": 2, "n_convs": 2, "n_filters": 4}
+TINY_PDNET = {"n_iter": 2, "n_primal": 2, "n_dual": 2, "n_filters": 4}
+TINY_MWCNN = {"filters": (4, 8), "n_convs": 1, "first_filters": 4, "n_first_convs": 1}
+TINY_XPDNET = {"n_iter": 2, "n_primal": 2, "image_net_params": TINY_MWCNN}
+TINY_NCPDNET = {"n_iter": 2, "n_primal": 2, "n_filters": 4, "image_shape": (16, 16)}
+"""Tiny configurations shared by presets of one class (`Entry.tiny`)."""
 
 ENTRIES = {
     entry.name: entry
@@ -100,6 +116,7 @@ ENTRIES = {
             "model",
             "fastmri_recon.models.unet:UNetPostProcessing",
             "U-net (4 levels, 16-128 filters) correcting the zero-filled magnitude image",
+            tiny=TINY_UNET,
         ),
         Entry(
             "unet-benchmark",
@@ -108,18 +125,21 @@ ENTRIES = {
             "the benchmark code's U-net (its published weights): per-slice standardised input, no residual, "
             "linear 4-channel 1x1 convolution before the output",
             {"residual": False, "standardize": True, "penultimate_channels": 4},
+            tiny=TINY_UNET,
         ),
         Entry(
             "cascade-net",
             "model",
             "fastmri_recon.models.cascade:CascadeNet",
             "5 residual image CNNs (5 x 48-filter convolutions) with k-space data consistency",
+            tiny={"n_cascades": 2, "n_convs": 2, "n_filters": 4},
         ),
         Entry(
             "kiki-net",
             "model",
             "fastmri_recon.models.kiki:KIKINet",
             "2 iterations of k-space and image CNNs (16 x 48-filter convolutions) with data consistency",
+            tiny=TINY_KIKI,
         ),
         Entry(
             "kiki-net-benchmark",
@@ -127,12 +147,14 @@ ENTRIES = {
             "fastmri_recon.models.kiki:KIKINet",
             "the benchmark code's KIKI-net (its published weights): no data consistency after the last I-net",
             {"final_data_consistency": False},
+            tiny=TINY_KIKI,
         ),
         Entry(
             "pdnet",
             "model",
             "fastmri_recon.models.pdnet:PDNet",
             "learned primal-dual: 10 unrolled iterations of image and k-space CNNs (32 filters)",
+            tiny=TINY_PDNET,
         ),
         Entry(
             "pdnet-benchmark",
@@ -140,12 +162,14 @@ ENTRIES = {
             "fastmri_recon.models.pdnet:PDNet",
             "the benchmark code's PD-net (its published weights): primal and dual buffers start at zero",
             {"buffer_init": "zeros"},
+            tiny=TINY_PDNET,
         ),
         Entry(
             "xpdnet",
             "model",
             "fastmri_recon.models.xpdnet:XPDNet",
             "XPDNet: 10 unrolled primal-only iterations, 5 image buffers, medium MWCNN denoiser",
+            tiny=TINY_XPDNET,
         ),
         Entry(
             "xpdnet-didn",
@@ -153,6 +177,7 @@ ENTRIES = {
             "fastmri_recon.models.xpdnet:XPDNet",
             "XPDNet with a medium DIDN denoiser (64 filters, 2 down-up blocks)",
             {"image_net": "didn"},
+            tiny={**TINY_XPDNET, "image_net_params": {"filters": 4, "n_dubs": 1, "n_scales": 2}},
         ),
         Entry(
             "xpdnet-unet",
@@ -160,6 +185,7 @@ ENTRIES = {
             "fastmri_recon.models.xpdnet:XPDNet",
             "XPDNet with a medium U-net denoiser (4 levels, 16-128 filters)",
             {"image_net": "unet"},
+            tiny={**TINY_XPDNET, "image_net_params": {"filters": (4, 8), "n_convs": 1}},
         ),
         Entry(
             "xpdnet-challenge",
@@ -168,18 +194,30 @@ ENTRIES = {
             "XPDNet of the fastMRI 2020 brain challenge (its published weights): 25 iterations, medium MWCNN, "
             "big map refiner",
             XPDNET_CHALLENGE,
+            tiny={
+                **TINY_XPDNET,
+                "smaps_refiner_params": {
+                    "filters": (2, 4),
+                    "n_convs": 1,
+                    "activation": "lrelu",
+                    "penultimate_channels": 2,
+                    "penultimate_activation": "lrelu",
+                },
+            },
         ),
         Entry(
             "e2e-varnet",
             "model",
             "fastmri_recon.models.varnet:E2EVarNet",
             "E2E-VarNet (fastMRI): 12 cascades of U-nets (18 channels, 4 pools), map estimation; multi-coil",
+            tiny={"n_cascades": 2, "chans": 4, "pools": 2, "sens_chans": 2, "sens_pools": 1},
         ),
         Entry(
             "deq-xpdnet",
             "model",
             "fastmri_recon.models.deq:DEQXPDNet",
             "DEQ-XPDNet: fixed point of one shared XPDNet iteration (medium MWCNN), Broyden, SHINE-fallback backward",
+            tiny={"n_primal": 2, "image_net_params": TINY_MWCNN, "max_iter": 4, "backward_max_iter": 4},
         ),
         Entry(
             "nc-adjoint",
@@ -187,6 +225,7 @@ ENTRIES = {
             "fastmri_recon.baselines.nc_adjoint:NCAdjoint",
             "non-Cartesian: density-compensated adjoint NUFFT (2D / 3D; coil-combined with maps, else RSS)",
             acquisition="noncartesian",
+            tiny={"image_shape": (16, 16)},
         ),
         Entry(
             "ncpdnet",
@@ -194,6 +233,7 @@ ENTRIES = {
             "fastmri_recon.models.ncpdnet:NCPDNet",
             "NC-PDNet: 10 primal-only iterations with the density-compensated NUFFT, 5 buffers, 32 filters (2D)",
             acquisition="noncartesian",
+            tiny=TINY_NCPDNET,
         ),
         Entry(
             "ncpdnet-3d",
@@ -202,6 +242,7 @@ ENTRIES = {
             "NC-PDNet on 176 x 256 x 256 volumes (Conv3D), as the paper's 3D experiments",
             {"image_shape": (176, 256, 256)},
             acquisition="noncartesian",
+            tiny={**TINY_NCPDNET, "image_shape": (8, 8, 8)},
         ),
         Entry(
             "ncpdnet-benchmark",
@@ -210,13 +251,15 @@ ENTRIES = {
             "the benchmark code's NC-PDNet (its published weights): NUFFT scaled by 1/2 as tfkbnufft's",
             {"operator_scale": 0.5},
             acquisition="noncartesian",
+            tiny=TINY_NCPDNET,
         ),
         Entry(
             "nc-unet",
             "model",
-            "fastmri_recon.models.nc_unet:NCUNet",
+            "fastmri_recon.models.unet:NCUNet",
             "non-Cartesian: U-net (4 levels, 16-128 filters) correcting the density-compensated adjoint (2D)",
             acquisition="noncartesian",
+            tiny={"filters": (4, 8), "n_convs": 1, "image_shape": (16, 16)},
         ),
     )
 }

@@ -43,7 +43,7 @@ from fastmri_recon.ops.encoding import adjoint_op, forward_op
 KSPACE_NET_DEFAULTS = dict(n_convs=2, n_filters=32, activation="relu")
 
 
-def _frozen(params):
+def frozen_params(params):
     """A copy of ``params`` with lists as tuples (configs compare equal after a JSON round trip)."""
     return {key: tuple(value) if isinstance(value, list) else value for key, value in (params or {}).items()}
 
@@ -102,11 +102,11 @@ class XPDNet(ReconstructionModel):
         self.n_primal = n_primal
         self.image_net = image_net
         self.image_net_size = image_net_size
-        self.image_net_params = _frozen(image_net_params)
+        self.image_net_params = frozen_params(image_net_params)
         self.primal_only = primal_only
-        self.kspace_net_params = _frozen(kspace_net_params)
+        self.kspace_net_params = frozen_params(kspace_net_params)
         self.refine_smaps = refine_smaps
-        self.smaps_refiner_params = _frozen(smaps_refiner_params)
+        self.smaps_refiner_params = frozen_params(smaps_refiner_params)
         self.pad_multiple = pad_multiple
         self.odd_padding = odd_padding
         padding = dict(pad_multiple=pad_multiple, odd_padding=odd_padding)

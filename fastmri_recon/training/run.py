@@ -1,12 +1,13 @@
 """A training run from a `TrainConfig`: strategy, data pipelines, model, loss, optimizer, loop.
 
-The run directory (``output_dir/run_name``) holds ``config.json`` (the resolved configuration,
-the package version and the strategy), the loop's checkpoints, weights and logs, and
-``summary.json``. Starting the same configuration again resumes the run; only ``epochs`` (to train
-longer) and ``cache_dir`` (the same batches from a TFRecord cache) may change between the two. The
-process training a run locks its directory (``.lock``): a second one started on it is refused.
+The run directory (``output_dir/run_name``, written and read by `training.rundir.RunDirectory`) holds
+``config.json`` (the resolved configuration, the package version and the strategy), the loop's
+checkpoints, weights and logs, and ``summary.json``. Starting the same configuration again resumes the
+run; only ``epochs`` (to train longer) and ``cache_dir`` (the same batches from a TFRecord cache) may
+change between the two. The process training a run locks its directory (``.lock``): a second one
+started on it is refused.
 
-The model's acquisition picks the data (`acquisition`): Cartesian models train on the single- /
+The model's acquisition picks the data (`rundir.acquisition`): Cartesian models train on the single- /
 multi-coil pipelines of ``data_dir/{coils}_{train,val}/``, 2D non-Cartesian models on radial /
 spiral samples simulated from the same files (`data.datasets.noncartesian`), 3D models on samples
 simulated from the volumes of ``data_dir/volumes_{train,val}/`` (NIfTI) or from the demo volumes
@@ -15,170 +16,33 @@ simulated from the volumes of ``data_dir/volumes_{train,val}/`` (NIfTI) or from 
 
 import contextlib
 import dataclasses
-import fcntl
-import json
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from fastmri_recon import __version__
-from fastmri_recon.data.datasets import (
-    MulticoilConfig,
-    NonCartesianConfig,
-    SinglecoilConfig,
-    Volume3DConfig,
-    demo_volumes,
-    multicoil_dataset,
-    singlecoil_dataset,
-)
-from fastmri_recon.data.datasets.volume3d import nifti_paths
+from fastmri_recon.data.datasets import multicoil_dataset, singlecoil_dataset
 from fastmri_recon.data.datasets.volumes import reading_errors
-from fastmri_recon.data.h5 import list_volumes, target_shape
-from fastmri_recon.errors import ConfigError, quote
-from fastmri_recon.evaluate.evaluate import NonCartesianAcquisition, evaluate_directory
-from fastmri_recon.files import atomic_path, make_directory, write_text
-from fastmri_recon.models.learned_trajectory import learned_base, trajectory_figure, trajectory_report, with_learned_trajectory
-from fastmri_recon.models.registry import build, get_entry
-from fastmri_recon.models.weights import load_checked
-from fastmri_recon.training.config import DEMO_VOLUMES, from_dict
+from fastmri_recon.errors import ConfigError
+from fastmri_recon.data.acquisition import NonCartesianAcquisition
+from fastmri_recon.evaluate.evaluate import evaluate_directory
 from fastmri_recon.training.loop import LoopConfig, Trainer
 from fastmri_recon.training.losses import get_loss
 from fastmri_recon.training.optimizers import RAdam
+from fastmri_recon.training.rundir import (
+    RunDirectory,
+    acquisition,
+    build_model,
+    is_learned,
+    output_shape,
+    split_source,
+)
 from fastmri_recon.training.strategy import describe, is_chief, make_strategy
-
-CONFIG_FILE = "config.json"
-SUMMARY_FILE = "summary.json"
-LOCK_FILE = ".lock"
-"""Locked by the process training a run (`run_training`): a second one is refused."""
-DEMO_VOLUME_SPLITS = {"train": (6, 0), "val": (2, 1)}
-"""The demo volumes of 3D runs with ``data_dir: demo-volumes``: split -> (volumes, seed of `demo_volumes`)."""
-
-
-def split_dir(config, split):
-    """The directory of a split (``train`` / ``val``) of the run's data: ``{coils}_{split}/`` or (3D) ``volumes_{split}/``."""
-    return Path(config.data_dir) / (f"volumes_{split}" if config.volumetric else f"{config.coils}_{split}")
-
-
-def demo_split(split, volume_shape):
-    """The demo volumes of a split, float32 ``(n, *volume_shape)`` (`DEMO_VOLUME_SPLITS`)."""
-    count, seed = DEMO_VOLUME_SPLITS[split]
-    return demo_volumes(count, tuple(volume_shape), seed)
-
-
-def split_source(config, split):
-    """What a split's pipeline reads: `split_dir`, or the `demo_split` volumes of 3D runs on ``demo-volumes``."""
-    if config.volumetric and config.data_dir == DEMO_VOLUMES:
-        return demo_split(split, config.volume_shape)
-    return split_dir(config, split)
-
-
-def output_shape(config):
-    """The size of the run's outputs (its models' crop size), checking that both splits exist.
-
-    Returns:
-        ``(h, w)``: the first training target's size (2D); ``volume_shape`` (3D).
-
-    Raises:
-        DataError: for a missing split directory or one without volumes.
-    """
-    if config.volumetric:
-        if config.data_dir != DEMO_VOLUMES:
-            nifti_paths(split_dir(config, "train"))
-            nifti_paths(split_dir(config, "val"))
-        return config.volume_shape
-    shape = target_shape(split_dir(config, "train"))
-    list_volumes(split_dir(config, "val"))
-    return shape
-
-
-def build_model(config, crop_size):
-    """The run's model: the registry's class with the run's ``model_config``.
-
-    Non-Cartesian models get the data's grid as ``image_shape``: ``volume_shape`` (3D), else
-    ``image_shape`` or the targets' size ``crop_size``.
-
-    Raises:
-        ConfigError: for an unknown model or constructor argument.
-    """
-    cls = get_entry(config.model).load_class()
-    grid = {}
-    if config.acquisition == "noncartesian":
-        grid["image_shape"] = tuple(config.volume_shape if config.volumetric else (config.image_shape or crop_size))
-    try:
-        model = build(config.model, crop_size=crop_size, **grid, **config.model_config)
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"model_config for '{config.model}' ({cls.__name__}): {err}") from None
-    if is_learned(config):
-        return with_learned_trajectory(model, config.trajectory, config.accelerations[0], config.trajectory_options)
-    return model
-
-
-def is_learned(config):
-    """Whether the run learns its trajectory (``trajectory`` one of `LEARNED_TRAJECTORIES`)."""
-    return config.acquisition == "noncartesian" and learned_base(config.trajectory) is not None
-
-
-def needs_smaps(config):
-    """Whether the run's inputs carry sensitivity maps: multi-coil data for a model that needs them."""
-    return get_entry(config.model).load_class().needs_smaps and config.coils == "multicoil"
-
-
-def pipeline_config(config, seed):
-    """The data pipeline's configuration for the run (``seed`` varies per epoch in training).
-
-    Returns:
-        `SinglecoilConfig` / `MulticoilConfig` (Cartesian), `NonCartesianConfig` (2D
-        non-Cartesian) or `Volume3DConfig` (3D).
-
-    Raises:
-        ConfigError: for options the pipeline refuses (e.g. trajectory_options).
-    """
-    maps = "acs" if needs_smaps(config) else None
-    if config.volumetric:
-        return Volume3DConfig(
-            trajectory=config.trajectory, acceleration=config.accelerations[0], trajectory_options=config.trajectory_options,
-            volume_shape=config.volume_shape, batch_size=config.batch_size, seed=seed, scale_factor=config.scale_factor,
-        )
-    options = {
-        "slice_selection": config.slice_selection,
-        "phase_augmentation": config.phase_augmentation,
-        "contrasts": config.contrasts,
-        "batch_size": config.batch_size,
-        "seed": seed,
-        "scale_factor": config.scale_factor,
-    }
-    if is_learned(config):  # the pipeline gives images: the model samples them on its own trajectory
-        return NonCartesianConfig(
-            trajectory=learned_base(config.trajectory), acceleration=config.accelerations[0], image_shape=config.image_shape,
-            sensitivity_maps=maps, **options,
-        )
-    if config.acquisition == "noncartesian":
-        return NonCartesianConfig(
-            trajectory=config.trajectory, acceleration=config.accelerations[0], trajectory_options=config.trajectory_options,
-            image_shape=config.image_shape, sensitivity_maps=maps, **options,
-        )
-    options.update(mask_kind=config.mask_type, accelerations=config.accelerations, center_fractions=config.center_fractions)
-    if config.coils == "multicoil":
-        compression = {"virtual_coils": config.virtual_coils, "coil_compression": config.coil_compression or "svd"}
-        return MulticoilConfig(**options, sensitivity_maps=maps, **compression)
-    return SinglecoilConfig(**options)
-
-
-def acquisition(config, seed):
-    """The run's data pipeline at ``seed``: a Cartesian pipeline configuration or a `NonCartesianAcquisition`.
-
-    The non-Cartesian one (at ``config.seed``) is also what evaluating the run simulates by default.
-    """
-    pipeline = pipeline_config(config, seed)
-    if config.acquisition == "cartesian":
-        return pipeline
-    return NonCartesianAcquisition(pipeline, config.density_compensation, learned=is_learned(config))
 
 
 def split_dataset(config, source, seed, training, context):
-    """The dataset of a split's ``source`` (`split_source`): the acquisition's pipeline."""
+    """The dataset of a split's ``source`` (`rundir.split_source`): the acquisition's pipeline."""
     data = acquisition(config, seed)
     if isinstance(data, NonCartesianAcquisition):
         return data.dataset(source, training, context)
@@ -234,61 +98,6 @@ def _optimizer(config):
     return keras.optimizers.Adam(learning_rate=config.learning_rate)
 
 
-def read_run_config(run_dir):
-    """A run directory's ``config.json``: ``(TrainConfig, crop_size)``.
-
-    Raises:
-        ConfigError: naming the file when it is not valid JSON, lacks the ``config`` object or the
-            ``crop_size`` (2 or 3 positive integers), or holds a bad configuration.
-    """
-    path = Path(run_dir) / CONFIG_FILE
-    try:
-        stored = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: not valid JSON ({err}); expected a run's config.json") from None
-    if not isinstance(stored, dict) or not isinstance(stored.get("config"), dict):
-        raise ConfigError(f"{path}: no 'config' object (the run's configuration); expected a run's config.json")
-    crop_size = stored.get("crop_size")
-    if not (isinstance(crop_size, list) and len(crop_size) in (2, 3) and all(type(n) is int and n > 0 for n in crop_size)):
-        raise ConfigError(f"{path}: crop_size={quote(crop_size)}: expected 2 or 3 positive integers")
-    return from_dict(stored["config"], str(path)), tuple(crop_size)
-
-
-def _check_resumable(run_dir, config):
-    if not (run_dir / CONFIG_FILE).is_file():
-        return
-    previous = read_run_config(run_dir)[0].to_json()  # later fields: defaults
-    changed = sorted(k for k, v in config.to_json().items() if previous.get(k) != v and k not in ("epochs", "cache_dir"))
-    if changed:
-        raise ConfigError(
-            f"{run_dir}: holds a run with another configuration ({', '.join(changed)} differ); "
-            "choose another --run-name or --output-dir"
-        )
-
-
-def _write_json(path, content):
-    write_text(path, json.dumps(content, indent=2) + "\n")
-
-
-@contextlib.contextmanager
-def _run_lock(run_dir, chief):
-    """Hold an exclusive lock on the run directory (``.lock``) inside the block; only the chief takes it.
-
-    Raises:
-        ConfigError: when another process holds it (it is training the same run).
-    """
-    if not chief:
-        yield
-        return
-    make_directory(run_dir)
-    with open(run_dir / LOCK_FILE, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ConfigError(f"{run_dir}: another process is training this run; wait for it to end or choose another --run-name") from None
-        yield
-
-
 def run_training(config, dry_run=False, progress=True):
     """Train (or resume) the run described by ``config``.
 
@@ -315,7 +124,7 @@ def run_training(config, dry_run=False, progress=True):
     build_model(config, crop_size)  # and on a bad model_config
     if dry_run:
         return {"strategy": description, "config": config.to_json(), "run_dir": str(config.run_dir)}
-    with _run_lock(config.run_dir, is_chief(strategy)):
+    with RunDirectory.lock(config.run_dir) if is_chief(strategy) else contextlib.nullcontext():
         summary = _fit(config, strategy, description, crop_size, progress)
     return {"strategy": description, "config": config.to_json(), "summary": summary, "run_dir": str(config.run_dir)}
 
@@ -323,12 +132,10 @@ def run_training(config, dry_run=False, progress=True):
 def _fit(config, strategy, description, crop_size, progress):
     """`run_training` once the configuration is checked: write config.json, train, write summary.json; the summary."""
     run_dir = config.run_dir
-    _check_resumable(run_dir, config)
     if is_chief(strategy):
-        _write_json(
-            run_dir / CONFIG_FILE,
-            {"config": config.to_json(), "crop_size": list(crop_size), "version": __version__, "strategy": description},
-        )
+        run = RunDirectory.create(config, crop_size, __version__, description)
+    else:
+        RunDirectory.check_resumable(config)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     policy = keras.mixed_precision.global_policy()
@@ -358,68 +165,13 @@ def _fit(config, strategy, description, crop_size, progress):
         with reading_errors():
             summary = trainer.fit()
         if is_learned(config) and is_chief(strategy):
-            write_trajectory(run_dir, trainer.model.trajectory_layer)
+            run.write_trajectory(trainer.model.trajectory_layer)
     finally:
         keras.mixed_precision.set_global_policy(policy)
-    if summary["steps"] == 0 and (run_dir / SUMMARY_FILE).is_file():  # a finished run: keep what it reported
-        summary = json.loads((run_dir / SUMMARY_FILE).read_text())
-    elif is_chief(strategy):
-        _write_json(run_dir / SUMMARY_FILE, summary)
+    if not is_chief(strategy):
+        return summary
+    finished = run.read_summary() if summary["steps"] == 0 else None
+    if finished is not None:  # a finished run: keep what it reported
+        return finished
+    run.write_summary(summary)
     return summary
-
-
-def write_trajectory(run_dir, layer):
-    """Write a learned trajectory beside its run's weights: ``trajectory.npy`` (learned) and
-    ``trajectory_initial.npy`` (float32 ``(2, M)`` radians), ``trajectory.json`` (the layer's
-    configuration, the hardware limits and each trajectory's constraint violations) and
-    ``trajectory.png`` (both trajectories with their gradient and slew-rate waveforms).
-
-    Args:
-        run_dir: the run directory.
-        layer: the run's `LearnedTrajectory` (its current, i.e. final, trajectory).
-    """
-    arrays, summary = trajectory_report(layer)
-    for name, key in (("trajectory.npy", "learned"), ("trajectory_initial.npy", "initial")):
-        with atomic_path(run_dir / name) as tmp, open(tmp, "wb") as handle:
-            np.save(handle, arrays[key])
-    _write_json(run_dir / "trajectory.json", summary)
-    trajectory_figure(run_dir / "trajectory.png", layer.constraints, arrays, title=f"{run_dir.name}: initial and learned trajectories")
-
-
-def is_run_directory(path):
-    """Whether ``path`` is a training run directory (a folder with the run's ``config.json``)."""
-    path = Path(path)
-    if not (path / CONFIG_FILE).is_file():
-        return False
-    try:
-        stored = json.loads((path / CONFIG_FILE).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return False
-    return isinstance(stored, dict) and "config" in stored and "crop_size" in stored
-
-
-def load_trained_model(run_dir, weights="best"):
-    """Rebuild a run's model from its ``config.json`` and load its weights.
-
-    Args:
-        run_dir: a run directory written by `run_training`.
-        weights: ``best`` or ``final``.
-
-    Returns:
-        ``(model, config)``: the built ``keras.Model`` with the weights loaded and the `TrainConfig`.
-
-    Raises:
-        ConfigError: when the directory is not a run directory (no or a bad ``config.json``), lacks
-            the weights, or its weights do not match its configuration.
-    """
-    run_dir = Path(run_dir)
-    config_path = run_dir / CONFIG_FILE
-    if not config_path.is_file():
-        raise ConfigError(f"{run_dir}: not a training run directory (no {CONFIG_FILE})")
-    config, crop_size = read_run_config(run_dir)
-    weights_path = run_dir / f"{weights}.weights.h5"
-    if not weights_path.is_file():
-        raise ConfigError(f"{run_dir}: no {weights_path.name} (has the run finished an epoch?)")
-    model = build_model(config, crop_size)
-    load_checked(model, weights_path, config.coils == "multicoil", f"model '{config.model}' of {config_path}")
-    return model, config

@@ -19,6 +19,7 @@ def rel_err(a, b):
     return np.linalg.norm(a - b) / np.linalg.norm(b)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("golden, min_corr", [(False, 0.99), (True, 0.9)])
 def test_iterative_weights_follow_the_radial_ramp(golden, min_corr):
     traj = radial_trajectory(32, n_spokes=64, golden=golden)
@@ -34,6 +35,7 @@ def test_iterative_weights_follow_the_radial_ramp(golden, min_corr):
     np.testing.assert_allclose(ramp.sum(), 32 * 32 * np.pi / 4 * (radius.max() / np.pi) ** 2, rtol=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "traj, shape, radial",
     [
@@ -55,6 +57,7 @@ def test_density_compensated_adjoint_recovers_a_smooth_image(traj, shape, radial
         assert rel_err(recon_ramp, image) <= 0.06
 
 
+@pytest.mark.slow
 def test_batched_weights_in_tf_function_and_reused_plan():
     trajs = np.stack([radial_trajectory(16, n_spokes=20), radial_trajectory(16, n_spokes=20, offset=20)])
     expected = np.stack([pipe_menon_density(t, (16, 16), n_iter=5).numpy() for t in trajs])

@@ -60,6 +60,7 @@ def test_norms_differ_on_diagonal_gradients():
     np.testing.assert_allclose(per_axis.max_gradient, 0.03, rtol=1e-9)
 
 
+@pytest.mark.slow
 def test_textbook_trajectories_against_the_limits():
     radial = radial_trajectory(64, n_spokes=20)
     assert ReadoutConstraints((64, 64), 0.22, n_shots=20).violations(radial).feasible
@@ -99,6 +100,7 @@ SYSTEMS = [
 ]
 
 
+@pytest.mark.slow
 def test_projection_never_returns_a_violating_trajectory():
     """Property test: random and adversarial inputs under random limits, fields of view, shot layouts."""
     rng = np.random.default_rng(1234)
@@ -166,6 +168,7 @@ def _reference_projection(constraints, z):
     return result.x.reshape(2, -1)  # SLSQP may stop on its line search at this ftol: checked feasible by the caller
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("start, norm", [(False, "euclidean"), (True, "axis")])
 def test_projection_matches_a_reference_solver(start, norm):
     rng = np.random.default_rng(7)

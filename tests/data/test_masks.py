@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from fastmri_recon.data.masks import (
-    MASK_FUNCTIONS,
+    MASK_KINDS,
     MaskSampler,
     apply_mask,
     apply_padding,
@@ -15,10 +15,13 @@ from fastmri_recon.data.masks import (
     equispaced_mask,
     magic_fraction_mask,
     magic_mask,
+    mask_kind_names,
     random_mask,
+    register_mask_kind,
     stable_seed,
     tf_seed_from_string,
 )
+from fastmri_recon.hub.manifest import manifest_schema
 
 # (N, center_fraction, n_low = round(N * cf), pad = (N - n_low + 1) // 2), worked out by hand
 CENTER_CASES = [
@@ -62,7 +65,7 @@ def test_center_mask_count_and_position(num_cols, center_fraction, num_low, pad)
 def test_every_kind_keeps_the_center(kind, num_cols, center_fraction, num_low, pad):
     rng = np.random.default_rng(0)
     for _ in range(5):
-        mask = MASK_FUNCTIONS[kind](num_cols, center_fraction, ACCELERATION[center_fraction], rng)
+        mask = MASK_KINDS[kind].function(num_cols, center_fraction, ACCELERATION[center_fraction], rng)
         assert mask.dtype == np.float32 and mask.shape == (num_cols,)
         assert set(np.unique(mask)) <= {0.0, 1.0}
         assert np.all(center_run(mask, pad, num_low) == 1.0)
@@ -182,7 +185,7 @@ def test_sampler_without_seed_uses_its_own_seeded_generator():
     assert not np.array_equal(draws_first[0], draws_first[1])
 
 
-@pytest.mark.parametrize("kind", sorted(MASK_FUNCTIONS))
+@pytest.mark.parametrize("kind", sorted(MASK_KINDS))
 def test_sampler_draws_pairs_from_the_lists(kind):
     num_cols = 320
     sampler = MaskSampler(kind, [0.08, 0.04], [4, 8], seed=0)
@@ -278,6 +281,7 @@ def tf_masks(sampler, num_cols, count, base_seed=11):
     return pairs[0], pairs[1]
 
 
+@pytest.mark.slow
 def test_tf_random_masks_in_dataset_map_are_deterministic():
     num_cols, num_low, pad = 368, 29, 170
     sampler = MaskSampler("random", [0.08], [4])
@@ -305,6 +309,7 @@ def test_tf_equispaced_masks_in_dataset_map():
     np.testing.assert_array_equal(masks_tf, tf_masks(sampler, num_cols, 16)[0])
 
 
+@pytest.mark.slow
 def test_tf_sampler_draws_from_the_lists_and_numpy_kinds_work():
     num_cols = 320
     for kind in ("random", "equispaced_fraction", "magic"):
@@ -330,3 +335,81 @@ def test_tf_seed_from_file_name_inside_tf_function():
     np.testing.assert_array_equal(mask_a, draw(tf.constant("file1000001.h5"), num_cols).numpy())
     assert not np.array_equal(mask_a, draw(tf.constant("file1000002.h5"), num_cols).numpy())
     assert mask_a.shape == (368,) and np.all(mask_a[170:199] == 1.0)
+
+
+# --- the registry ------------------------------------------------------------------------------------
+
+
+def every_other_mask(num_cols, center_fraction, acceleration, rng):
+    """A test-local kind: every second column from an offset of 0 or 1, plus the center (``acceleration`` unused)."""
+    lines = np.zeros(num_cols, np.float32)
+    lines[rng.integers(0, 2) :: 2] = 1.0
+    return np.maximum(center_mask(num_cols, round(num_cols * center_fraction)), lines)
+
+
+def tf_first_half_mask(num_cols, center_fraction, acceleration, seed):
+    """A test-local pure-TF kind: the first half of the columns."""
+    return tf.cast(tf.range(num_cols) < num_cols // 2, tf.float32)
+
+
+@pytest.fixture()
+def every_other():
+    """The test-local kind ``every_other``, registered by one line and removed afterwards."""
+    kind = register_mask_kind("every_other", every_other_mask, "every second column", integer_acceleration=True)
+    yield kind
+    del MASK_KINDS[kind.name]
+
+
+@pytest.fixture()
+def first_half():
+    """The test-local kind ``first_half``, with a pure-TF function and the line-budget check."""
+    kind = register_mask_kind("first_half", every_other_mask, "test kind", tf_function=tf_first_half_mask, center_in_budget=True)
+    yield kind
+    del MASK_KINDS[kind.name]
+
+
+def test_the_package_kinds_are_registered_in_order():
+    assert mask_kind_names() == ("random", "equispaced", "equispaced_fraction", "magic", "magic_fraction")
+    assert {name for name, kind in MASK_KINDS.items() if kind.tf_function is not None} == {"random", "equispaced"}
+    assert {name for name, kind in MASK_KINDS.items() if kind.integer_acceleration} == {"equispaced", "magic"}
+    assert {name for name, kind in MASK_KINDS.items() if kind.center_in_budget} == {"random", "equispaced_fraction"}
+    assert all(kind.name == name and kind.description for name, kind in MASK_KINDS.items())
+
+
+def test_a_kind_registered_by_one_line_is_sampled_in_numpy_and_tensorflow(every_other):
+    assert mask_kind_names()[-1] == "every_other"
+    sampler = MaskSampler("every_other", [0.08, 0.04], [4, 8])
+    mask, acceleration = sampler(320, seed="file1000001.h5")
+    rng = np.random.default_rng(stable_seed("file1000001.h5"))
+    index = rng.integers(2)
+    assert acceleration == [4, 8][index]
+    np.testing.assert_array_equal(mask, every_other_mask(320, [0.08, 0.04][index], acceleration, rng))
+    masks_tf, accelerations = tf_masks(sampler, 320, 8)  # through tf.numpy_function: no tf_function
+    np.testing.assert_array_equal(masks_tf, tf_masks(sampler, 320, 8)[0])
+    assert set(accelerations.tolist()) <= {4.0, 8.0}
+    assert all(mask[::2].all() or mask[1::2].all() for mask in masks_tf)
+    with pytest.raises(ValueError, match="integer for 'every_other'"):  # its integer_acceleration flag
+        MaskSampler("every_other", [0.08], [4.5])
+
+
+def test_a_registered_tf_function_drives_tf_sample(first_half):
+    assert mask_kind_names()[-1] == "first_half"
+    masks_tf, _ = tf_masks(MaskSampler("first_half", [0.08], [4]), 16, 2)
+    np.testing.assert_array_equal(masks_tf, np.repeat([[1.0] * 8 + [0.0] * 8], 2, axis=0))
+    with pytest.raises(ValueError, match="'first_half' masks"):  # its center_in_budget flag
+        MaskSampler("first_half", [0.5], [4])
+
+
+def test_registered_kinds_reach_the_manifest_schema(every_other):
+    properties = manifest_schema()["$defs"]["entry"]["properties"]
+    assert properties["acquisition"]["properties"]["mask_type"]["enum"] == list(mask_kind_names())
+    assert properties["metrics"]["items"]["properties"]["mask_type"]["enum"] == list(mask_kind_names())
+    assert "every_other" in properties["acquisition"]["properties"]["mask_type"]["enum"]
+
+
+def test_registration_refuses_a_taken_name_or_a_bad_function():
+    with pytest.raises(ValueError, match="name must be a new mask kind name, got 'random'"):
+        register_mask_kind("random", random_mask, "again")
+    with pytest.raises(ValueError, match="callable"):
+        register_mask_kind("broken", None, "no function")
+    assert "broken" not in MASK_KINDS

@@ -42,6 +42,7 @@ def _convert(tmp_path, volume, **options):
     return [read_volume(p) for p in convert(raw, tmp_path / "out")]
 
 
+@pytest.mark.slow
 def test_round_trip_fully_sampled(tmp_path, full):
     (back,) = _convert(tmp_path, full)
     assert back.path.name == "scan.h5"
@@ -105,6 +106,7 @@ def test_noise_prewhitening(tmp_path, full):
     assert back.attrs["noise_prewhitened"]
 
 
+@pytest.mark.slow
 def test_averages_are_summed(tmp_path, full):
     (back,) = _convert(tmp_path, full, extra_acquisitions=volume_acquisitions(full, counters={"average": 1}))
     assert np.array_equal(back.kspace, 2 * full.kspace)
@@ -223,6 +225,7 @@ def test_missing_package_names_the_extra(tmp_path, full, monkeypatch):
         convert(raw, tmp_path / "out")
 
 
+@pytest.mark.slow
 def test_the_evaluation_of_converted_files_is_the_original_one(tmp_path, demo_dir):
     """demo -> ISMRMRD -> convert: every method scores the same on the converted split (same names, same masks)."""
     from fastmri_recon.data.masks import MaskSampler

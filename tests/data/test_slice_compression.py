@@ -49,6 +49,7 @@ def test_bad_compression_is_refused(coils, method, message):
         MulticoilConfig(virtual_coils=coils, coil_compression=method)
 
 
+@pytest.mark.slow
 def test_multicoil_pipeline_gives_virtual_coils_and_their_maps(demo_dir):
     config = MulticoilConfig(batch_size=2, sensitivity_maps="acs", virtual_coils=2)
     (kspace, mask, smaps), target = next(iter(multicoil_dataset(demo_dir / "multicoil_val", config, training=False)))
@@ -94,6 +95,7 @@ def test_evaluate_with_virtual_coils(demo_dir, capfd):
     assert status == 2 and len(err) == 1 and "virtual_coils=5: more than the 4 coils of" in err[0]
 
 
+@pytest.mark.slow
 def test_training_run_records_its_compression_and_every_command_applies_it(demo_dir, tmp_path, capfd):
     args = ["train", "--model", "cascade-net", "--coils", "multicoil", "--data-dir", str(demo_dir), "--model-config", "n_cascades=1",
             "--model-config", "n_filters=4", "--model-config", "n_convs=2", "--virtual-coils", "2", "--steps-per-epoch", "2",

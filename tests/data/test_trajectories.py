@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 from fastmri_recon.data import trajectories as tr
+from fastmri_recon.data.datasets.nc_config import TRAJECTORIES_2D, TRAJECTORIES_3D
 from fastmri_recon.errors import ConfigError
+from fastmri_recon.hub.manifest import manifest_schema
 
 
 def check_range(traj, ndim):
@@ -123,6 +125,71 @@ def test_bad_parameters():
         tr.kooshball_directions(4, "random")
     with pytest.raises(ConfigError, match="depth, height, width"):
         tr.stack_of_radial_trajectory((16, 16))
+
+
+# --- the registry ------------------------------------------------------------------------------------
+
+
+def cartesian_rows(image_shape, acceleration, readout_oversampling=2):
+    """A test-local 2D kind: every ``acceleration``-th row of the Cartesian grid, as readouts along the columns."""
+    height, width = image_shape
+    rows = 2 * np.pi * (np.arange(0, height, int(acceleration)) - height // 2) / height
+    readout = -np.pi + 2 * np.pi * np.arange(readout_oversampling * width) / (readout_oversampling * width)
+    return tr.wrap(np.stack([np.repeat(rows, readout.size), np.tile(readout, rows.size)]))
+
+
+@pytest.fixture()
+def rows_kind():
+    """The test-local kinds ``cartesian_rows`` and ``learned-rows``, registered by one line each and removed afterwards."""
+    kinds = [
+        tr.register_trajectory_kind("cartesian_rows", 2, cartesian_rows, "Cartesian rows"),
+        tr.register_trajectory_kind("learned-rows", 2, None, "learned from rows", learned_from="cartesian_rows"),
+    ]
+    yield kinds[0]
+    for kind in kinds:
+        del tr.TRAJECTORY_KINDS[kind.name]
+
+
+def test_the_package_kinds_are_registered_and_the_lists_derive_from_them():
+    assert tr.trajectory_kind_names() == tr.KINDS + tr.LEARNED_TRAJECTORIES
+    assert tr.KINDS == ("radial", "spiral", "stack_of_radial", "stack_of_spirals", "kooshball")
+    assert tr.LEARNED_TRAJECTORIES == ("learned-radial", "learned-spiral")
+    assert TRAJECTORIES_2D == ("radial", "spiral") == tr.trajectory_kind_names(dimensions=2, learned=False)
+    assert TRAJECTORIES_3D == ("stack_of_radial", "stack_of_spirals", "kooshball")
+    assert [tr.TRAJECTORY_KINDS[name].learned_from for name in tr.LEARNED_TRAJECTORIES] == ["radial", "spiral"]
+    assert all(kind.name == name and kind.description for name, kind in tr.TRAJECTORY_KINDS.items())
+
+
+def test_a_kind_registered_by_one_line_is_built_by_make_trajectory(rows_kind):
+    assert tr.trajectory_kind_names()[-2:] == ("cartesian_rows", "learned-rows")
+    assert tr.trajectory_kind_names(dimensions=2, learned=False)[-1] == "cartesian_rows"
+    assert tr.trajectory_kind_names(learned=True)[-1] == "learned-rows"
+    traj = tr.make_trajectory("cartesian_rows", (16, 12), 4, readout_oversampling=1)
+    check_range(traj, 2)
+    assert traj.shape == (2, 4 * 12)
+    np.testing.assert_array_equal(traj, cartesian_rows((16, 12), 4, readout_oversampling=1))
+    with pytest.raises(ConfigError, match="2D image_shape"):
+        tr.make_trajectory("cartesian_rows", (4, 16, 16))
+    with pytest.raises(ConfigError, match="learned with the network from a 'cartesian_rows' start"):
+        tr.make_trajectory("learned-rows", (16, 16))
+
+
+def test_registered_kinds_reach_the_manifest_schema(rows_kind):
+    enum = manifest_schema()["$defs"]["entry"]["properties"]["acquisition"]["properties"]["trajectory"]["enum"]
+    assert enum == ["cartesian", *tr.trajectory_kind_names()]
+    assert enum[-2:] == ["cartesian_rows", "learned-rows"]
+
+
+def test_registration_refuses_bad_kinds():
+    with pytest.raises(ConfigError, match="new trajectory kind name, got 'radial'"):
+        tr.register_trajectory_kind("radial", 2, cartesian_rows, "again")
+    with pytest.raises(ConfigError, match="dimensions must be 2 or 3"):
+        tr.register_trajectory_kind("rows4d", 4, cartesian_rows, "4D")
+    with pytest.raises(ConfigError, match="builder must be callable"):
+        tr.register_trajectory_kind("rows", 2, None, "no builder")
+    with pytest.raises(ConfigError, match="learned_from must name a registered fixed 2D kind"):
+        tr.register_trajectory_kind("learned-koosh", 2, None, "3D base", learned_from="kooshball")
+    assert not {"rows4d", "rows", "learned-koosh"} & set(tr.TRAJECTORY_KINDS)
 
 
 @pytest.mark.parametrize("traj", [tr.radial_trajectory(16, acceleration=4), tr.kooshball_trajectory(8, acceleration=8)],

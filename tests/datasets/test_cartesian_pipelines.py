@@ -99,6 +99,7 @@ def test_header_padding_columns_are_zero(tmp_path):
         assert np.all(masks[:, :2] == 0) and np.all(masks[:, 11:] == 0) and masks[:, 2:11].sum() > 0
 
 
+@pytest.mark.slow
 def test_determinism_with_a_seed(singlecoil_dir):
     def two_epochs(seed):
         dataset = singlecoil_dataset(singlecoil_dir, SinglecoilConfig(batch_size=3, seed=seed))
@@ -182,6 +183,7 @@ def test_contrast_filter(singlecoil_dir, tmp_path):
         singlecoil_dataset(tmp_path, SinglecoilConfig(contrasts=("AXT2",)))
 
 
+@pytest.mark.slow
 def test_one_random_slice_per_volume(singlecoil_dir):
     targets = scaled_targets(singlecoil_dir)
     dataset = singlecoil_dataset(singlecoil_dir, SinglecoilConfig(slice_selection="random", batch_size=1))
@@ -203,6 +205,7 @@ def test_inner_slices(singlecoil_dir, edge_slices):
         singlecoil_dataset(singlecoil_dir, SinglecoilConfig(edge_slices=2))
 
 
+@pytest.mark.slow
 def test_sizes_that_differ_need_a_grid(tmp_path):
     for name, width in (("a.h5", 12), ("b.h5", 14)):
         random_volume(tmp_path / name, slices=2, height=16, width=width)  # targets 8 x 6 and 8 x 7
@@ -234,6 +237,7 @@ def test_fully_sampled_examples_reconstruct_the_target(demo_dir, grid_shape):
     np.testing.assert_allclose(image, target, atol=1e-5 * float(tf.reduce_max(target)))
 
 
+@pytest.mark.slow
 def test_phase_augmentation_rotates_kspace_only(singlecoil_dir):
     """A random global phase per training example: same magnitudes and targets, other phases."""
     plain = batches(singlecoil_dataset(singlecoil_dir, SinglecoilConfig(batch_size=1, seed=3)))

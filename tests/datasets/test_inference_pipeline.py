@@ -12,6 +12,7 @@ from fastmri_recon.data.h5 import read_volume
 from fastmri_recon.errors import ConfigError, DataError
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("coils", ["singlecoil", "multicoil"])
 def test_elements_cover_every_slice_of_every_file(demo_dir, coils):
     directory = demo_dir / f"{coils}_test"

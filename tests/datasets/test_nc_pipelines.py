@@ -35,6 +35,7 @@ def volumes_3d():
     return demo_volumes(3, SHAPE_3D, seed=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("trajectory", ["radial", "spiral"])
 def test_singlecoil_shapes_dtypes_and_adjoint(demo_dir, trajectory):
     config = NonCartesianConfig(trajectory=trajectory, acceleration=2, batch_size=2)
@@ -53,6 +54,7 @@ def test_singlecoil_shapes_dtypes_and_adjoint(demo_dir, trajectory):
     assert correlation(adjoint_images((kspace, traj, density), (32, 32)), target) > 0.97
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("maps", ["acs", "lowres", None])
 def test_multicoil_maps_and_adjoint(demo_dir, maps):
     config = NonCartesianConfig(acceleration=4, batch_size=3, sensitivity_maps=maps)
@@ -69,6 +71,7 @@ def test_multicoil_maps_and_adjoint(demo_dir, maps):
     assert correlation(adjoint_images(inputs, (32, 32)), target) > 0.95
 
 
+@pytest.mark.slow
 def test_determinism_and_shuffling(demo_dir):
     config = NonCartesianConfig(trajectory="spiral", batch_size=1, seed=1)
     directory = demo_dir / "singlecoil_val"
@@ -82,6 +85,7 @@ def test_determinism_and_shuffling(demo_dir):
     assert sorted(order) == list(range(6)) and order != list(range(6))  # shuffled, every slice once
 
 
+@pytest.mark.slow
 def test_phase_augmentation_rotates_the_samples_in_training_only(demo_dir):
     directory = demo_dir / "singlecoil_val"
     plain, rotated = (
@@ -99,6 +103,7 @@ def test_phase_augmentation_rotates_the_samples_in_training_only(demo_dir):
     np.testing.assert_array_equal(kspace, expected)
 
 
+@pytest.mark.slow
 def test_larger_image_grid_pads_around_the_target(demo_dir):
     config = NonCartesianConfig(acceleration=1, image_shape=(40, 36), batch_size=3)
     inputs, target = batches(noncartesian_dataset(demo_dir / "singlecoil_val", config, training=False))[0]
@@ -139,6 +144,7 @@ def test_demo_volumes(volumes_3d):
     assert not np.allclose(volumes_3d[0], volumes_3d[1])  # different subjects
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("trajectory", ["stack_of_spirals", "kooshball"])
 def test_volume3d_shapes_and_adjoint(volumes_3d, trajectory):
     config = Volume3DConfig(trajectory=trajectory, volume_shape=SHAPE_3D, batch_size=2)
@@ -170,6 +176,7 @@ def test_volume3d_from_nifti_files(tmp_path, volumes_3d):
         volume3d_dataset(tmp_path / "empty", config)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "trajectory, multicoil", [("radial", False), ("spiral", True), ("kooshball", False)], ids=["radial", "spiral-mc", "3d"]
 )

@@ -23,7 +23,7 @@ from fastmri_recon.data.datasets import (
     multicoil_dataset,
     singlecoil_dataset,
 )
-from fastmri_recon.data.datasets.tfrecord import INDEX_FILE, SCHEMA_VERSION, _example_features
+from fastmri_recon.data.datasets.tfrecord import INDEX_FILE, SCHEMA_VERSION, example_features
 from fastmri_recon.data.datasets.volumes import scan_volumes
 from fastmri_recon.data.h5 import read_volume
 from fastmri_recon.errors import ConfigError, DataError
@@ -56,6 +56,7 @@ def caches(singlecoil_dir, multicoil_dir, tmp_path_factory):  # noqa: F811
     return {"singlecoil": root / "singlecoil", "multicoil": root / "multicoil"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "options, training",
     [
@@ -82,6 +83,7 @@ def test_cached_multicoil_batches_with_sensitivity_maps_are_the_files_batches(mu
     assert kspace.shape == smaps.shape == (2, 4, 64, 32) and target.shape == (2, 32, 32)
 
 
+@pytest.mark.slow
 def test_sharded_cached_pipelines_are_the_files_shards(multicoil_dir, caches):
     config = MulticoilConfig(batch_size=2)
     names = []
@@ -128,7 +130,7 @@ def test_records_are_located_in_place_as_protobuf_parses_them():
         "ints": tf.train.Feature(int64_list=tf.train.Int64List(value=[0, 1, 127, 128, 300, 2**40])),
     }
     serialised = tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
-    found = _example_features(memoryview(serialised))
+    found = example_features(memoryview(serialised))
     assert [serialised[start:stop] for start, stop in found["name"]] == [b"a.h5", b"", b"x" * 300]
     assert found["none"] == [] and found["ints"] == [0, 1, 127, 128, 300, 2**40]
 
@@ -202,6 +204,7 @@ def test_unreadable_records_raise_naming_the_shard(singlecoil_dir, caches, tmp_p
         batches(singlecoil_dataset(singlecoil_dir, SinglecoilConfig(cache_dir=copy), training=False))
 
 
+@pytest.mark.slow
 def test_bad_files_skipped_when_cached_behave_as_in_the_files_pipeline(singlecoil_dir, tmp_path):  # noqa: F811
     copy_files(sorted(singlecoil_dir.glob("*.h5"))[:2], tmp_path / "source")
     message = corrupt("truncated", tmp_path / "source" / "bad.h5")
@@ -273,6 +276,7 @@ def test_script_builds_a_cache_the_pipeline_reads(singlecoil_dir, tmp_path, capf
         assert exit_.value.code == 2 and err.count("\n") == 1 and err.startswith("error: ") and fragment in err
 
 
+@pytest.mark.slow
 def test_script_bad_input_is_one_line_and_status_2(tmp_path):
     result = subprocess.run(
         [sys.executable, str(SCRIPT), str(tmp_path / "missing"), str(tmp_path / "cache")], capture_output=True, text=True, timeout=300, check=False

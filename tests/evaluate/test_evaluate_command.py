@@ -18,6 +18,7 @@ def run(args):
     return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, env=env, timeout=300)
 
 
+@pytest.mark.slow
 @pytest.mark.e2e
 @pytest.mark.parametrize("method", ["sense", "grappa", "e2e-varnet"])
 def test_multicoil_only_methods_refuse_singlecoil_files(demo_dir, method):
@@ -35,6 +36,7 @@ def test_multicoil_baselines_refuse_singlecoil_kspace(name):
         build(name)((kspace, np.ones((1, 8), np.float32)))
 
 
+@pytest.mark.slow
 @pytest.mark.e2e
 def test_readme_evaluate_command_in_an_empty_folder(tmp_path):
     """The README's `evaluate demo_data/...` works before the benchmark ran: the demo data is built first."""
@@ -50,6 +52,7 @@ def test_readme_evaluate_command_in_an_empty_folder(tmp_path):
     assert (tmp_path / "demo_data" / "demo_info.json").is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.e2e
 def test_readme_train_dry_run_in_an_empty_folder(tmp_path):
     """`fastmri-recon train --model pdnet --dry-run` in an empty folder builds the default demo data first."""

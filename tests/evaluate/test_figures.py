@@ -5,12 +5,15 @@ import itertools
 import matplotlib.pyplot as plt
 import numpy as np
 
+import pytest
+
 from fastmri_recon.evaluate.figures import comparison, comparison_figure
 
 NAMES = ["zero-filled", "cs-wavelet", "unet-fastmri", "kiki-net-fastmri", "cascade-net-fastmri", "pdnet-fastmri",
          "xpdnet-brain-af4", "runs/e2e-varnet_multicoil_equispaced_fraction_x4"]
 
 
+@pytest.mark.slow
 def test_eight_method_titles_do_not_overlap(tmp_path):
     rng = np.random.default_rng(0)
     target = rng.random((32, 32))

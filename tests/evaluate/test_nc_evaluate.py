@@ -14,11 +14,8 @@ from fastmri_recon.data.datasets import (
 )
 from fastmri_recon.data.masks import MaskSampler
 from fastmri_recon.errors import ConfigError
-from fastmri_recon.evaluate.evaluate import (
-    NonCartesianAcquisition,
-    evaluate_directory,
-    undersampled_volumes,
-)
+from fastmri_recon.data.acquisition import NonCartesianAcquisition
+from fastmri_recon.evaluate.evaluate import evaluate_directory, undersampled_volumes
 from fastmri_recon.evaluate.tables import markdown_table, write_results
 from fastmri_recon.models.registry import build
 
@@ -30,6 +27,7 @@ def adjoint(shape=(32, 32)):
     return build("nc-adjoint", image_shape=shape)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("coils", ["singlecoil", "multicoil"])
 def test_adjoint_on_demo(demo_dir, coils):
     result = evaluate_directory(adjoint(), "nc-adjoint", demo_dir / f"{coils}_val", RADIAL, progress=False)
@@ -44,6 +42,7 @@ def test_adjoint_on_demo(demo_dir, coils):
     assert evaluate_directory(adjoint(), "x16", demo_dir / f"{coils}_val", harder, progress=False).summary.means()["PSNR"] < means["PSNR"]
 
 
+@pytest.mark.slow
 def test_inputs_are_the_validation_pipelines(demo_dir):
     """Evaluation feeds every volume's slices, in order, exactly as the training run's validation pipeline."""
     names, volumes, scale = undersampled_volumes(adjoint(), demo_dir / "multicoil_val", RADIAL, batch_size=2)
@@ -57,6 +56,7 @@ def test_inputs_are_the_validation_pipelines(demo_dir):
         np.testing.assert_array_equal(got, want.numpy())
 
 
+@pytest.mark.slow
 def test_density_compensation_off(demo_dir):
     plain = NonCartesianAcquisition(RADIAL.pipeline, density_compensation=False)
     (_, _, density), _ = next(iter(plain.dataset(demo_dir / "singlecoil_val")))
@@ -78,6 +78,7 @@ def test_acquisition_must_match_the_model(demo_dir):
         NonCartesianAcquisition(MaskSampler("random", [0.08], [4]))
 
 
+@pytest.mark.slow
 def test_volumes_in_memory_and_nifti(tmp_path):
     volumes = demo_volumes(2, SHAPE_3D, seed=1)
     spirals = NonCartesianAcquisition(Volume3DConfig(trajectory="stack_of_spirals", volume_shape=SHAPE_3D))
@@ -92,6 +93,7 @@ def test_volumes_in_memory_and_nifti(tmp_path):
         assert from_files.summary.per_volume[name]["PSNR"] == pytest.approx(expected["PSNR"], abs=0.05)
 
 
+@pytest.mark.slow
 def test_results_files(demo_dir, tmp_path):
     results = [
         evaluate_directory(adjoint(), "nc-adjoint", demo_dir / "singlecoil_val", RADIAL, progress=False),

@@ -72,6 +72,7 @@ def relative(a, b):
     return np.linalg.norm(a - b) / np.linalg.norm(b)
 
 
+@pytest.mark.slow
 def test_forward_is_the_fixed_point():
     cell, layer, x, _ = setup()
     z = layer(x).numpy()
@@ -83,6 +84,7 @@ def test_forward_is_the_fixed_point():
     assert stats["forward_converged"] == 1.0 and 0 < stats["forward_steps"] < 30
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("solver", ["broyden", "fixed-point"])
 def test_implicit_matches_the_dense_ift_gradient(solver):
     cell, layer, x, c = setup("implicit", backward_solver=solver, backward_max_iter=300)
@@ -91,6 +93,7 @@ def test_implicit_matches_the_dense_ift_gradient(solver):
     assert relative(grad_w, exact_w) < 1e-4 and relative(grad_x, exact_x) < 1e-4
 
 
+@pytest.mark.slow
 def test_implicit_matches_finite_differences():
     cell, layer, x, c = setup("implicit")
     _, _, grad_x = gradients(layer, cell, x, c)
@@ -102,6 +105,7 @@ def test_implicit_matches_finite_differences():
     assert abs(finite - np.sum(grad_x * direction)) < 1e-6 * max(1.0, abs(finite))
 
 
+@pytest.mark.slow
 def test_shine_refine_and_opa_approach_the_exact_gradient():
     """On a linear f, OPA makes SHINE exact; refine improves on plain SHINE (nonlinear f)."""
     cell, layer, x, c = setup("shine", linear=True, opa_every=1)
@@ -116,6 +120,7 @@ def test_shine_refine_and_opa_approach_the_exact_gradient():
     assert errors["shine-refine"] < 1e-3 < errors["shine"] < errors["jacobian-free"]
 
 
+@pytest.mark.slow
 def test_jacobian_free_uses_the_incoming_gradient():
     cell, layer, x, c = setup("jacobian-free")
     z, _, grad_x = gradients(layer, cell, x, c)
@@ -125,6 +130,7 @@ def test_jacobian_free_uses_the_incoming_gradient():
     np.testing.assert_allclose(grad_x, tape.gradient(out, x, output_gradients=c).numpy(), rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_fallback_is_per_example_and_reported():
     grads = {}
     for mode, threshold in (("shine-fallback", 0.0), ("jacobian-free", 2.0), ("shine-fallback", 1e9), ("shine", 2.0)):
@@ -140,6 +146,7 @@ def test_fallback_is_per_example_and_reported():
     assert 0 < rate < 1 and min(abs(rate - k / BATCH) for k in range(BATCH + 1)) < 1e-6
 
 
+@pytest.mark.slow
 def test_no_solver_iteration_is_taped():
     """The gradient graph of a DEQ holds no while-loop accumulators, unlike differentiating the solver."""
     cell, layer, x, c = setup("implicit", solver="fixed-point", backward_solver="fixed-point")
@@ -167,6 +174,7 @@ def test_no_solver_iteration_is_taped():
     np.testing.assert_allclose(deq_gradient().numpy(), unrolled_gradient().numpy(), rtol=1e-8)
 
 
+@pytest.mark.slow
 def test_complex_states_get_the_implicit_gradient():
     """f(z) = a W z + x on complex z: dL/da of L = sum |z*|^2 against finite differences."""
     rng = np.random.default_rng(3)
@@ -189,6 +197,7 @@ def test_complex_states_get_the_implicit_gradient():
     assert abs(grad - (values[0] - values[1]) / 2e-6) < 1e-5 * abs(grad)
 
 
+@pytest.mark.slow
 def test_keras_model_tf_function_and_serialisation(tmp_path):
     inputs = keras.Input((DIM,))
     outputs = keras.layers.Dense(2)(DEQ(TanhCell(), backward="shine-fallback", max_iter=20)(inputs))

@@ -47,6 +47,7 @@ def test_solvers_find_the_fixed_point(name):
     assert int(result.n_iter) == result.n_steps.numpy().max()
 
 
+@pytest.mark.slow
 def test_broyden_and_anderson_beat_the_plain_iteration():
     w, x = contraction()
     steps = {
@@ -131,6 +132,7 @@ def test_init_factors_start_from_the_given_estimate():
     np.testing.assert_allclose(result.z.numpy()[0], np.linalg.solve(m, x[0]))
 
 
+@pytest.mark.slow
 def test_solvers_in_graph_mode_with_unknown_shapes():
     w, x = contraction()
     g = tanh_root(w, x)

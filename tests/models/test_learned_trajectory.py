@@ -37,6 +37,7 @@ def smooth_images(batch=2, seed=0):
     return np.asarray(images, np.complex64)
 
 
+@pytest.mark.slow
 def test_trajectory_gradient_of_the_whole_model_matches_finite_differences():
     """d loss / d trajectory through the simulated NUFFT and NC-PDNet's unrolled NUFFTs, at fixed density.
 
@@ -71,6 +72,7 @@ def test_trajectory_gradient_of_the_whole_model_matches_finite_differences():
         assert abs(finite - analytic) <= tolerance * abs(analytic), (name, finite, analytic)
 
 
+@pytest.mark.slow
 def test_density_is_recomputed_when_the_trajectory_moves():
     model = tiny_model()
     layer = model.trajectory_layer
@@ -91,6 +93,7 @@ def test_density_is_recomputed_when_the_trajectory_moves():
     )
 
 
+@pytest.mark.slow
 def test_save_and_load_round_trip(tmp_path):
     model = tiny_model("spiral", parameter_scale=4.0)
     layer = model.trajectory_layer
@@ -109,6 +112,7 @@ def test_save_and_load_round_trip(tmp_path):
     np.testing.assert_array_equal(rebuilt(images).numpy(), expected)
 
 
+@pytest.mark.slow
 def test_tiny_overfit_moves_the_trajectory_within_the_limits():
     model = tiny_model("spiral", parameter_scale=8.0)
     layer = model.trajectory_layer
@@ -135,6 +139,7 @@ def test_tiny_overfit_moves_the_trajectory_within_the_limits():
     np.testing.assert_array_equal(layer.learned(), layer.points.numpy() * 8.0)  # the forward projection is the identity
 
 
+@pytest.mark.slow
 def test_an_infeasible_variable_is_projected_before_use():
     model = tiny_model()
     layer = model.trajectory_layer
@@ -162,6 +167,7 @@ def test_bad_configurations_are_refused():
         model(np.zeros((1, 12, 16), np.complex64))
 
 
+@pytest.mark.slow
 def test_trajectory_figure_is_a_png(tmp_path):
     layer = LearnedTrajectory("spiral", SHAPE, 4, n_shots=4)
     path = trajectory_figure(tmp_path / "t.png", layer.constraints, {"initial": layer.initial_points(), "learned": layer.learned()})

@@ -65,6 +65,7 @@ def test_cartesian_networks_match_the_original(name):
     assert relative(model(cartesian_inputs(io)).numpy(), io["output"][..., 0]) <= TOLERANCE
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["unet", "kikinet"])
 def test_full_model_files_load_the_same_weights(name):
     """The Hub's U-net and KIKI-net files are full-model files (weights under model_weights/)."""
@@ -103,6 +104,7 @@ def test_unet_benchmark_standardises_each_slice_as_the_benchmark_pipeline():
     assert relative(out[1] / 1e3, out[0]) <= TOLERANCE  # standardisation: no dependence on the data's scale
 
 
+@pytest.mark.slow
 def test_pdnet_at_the_real_size_with_the_320_crop():
     io = dict(np.load(FIXTURES / "pdnet_small_fullsize_io.npz"))
     architecture, config = CARTESIAN["pdnet"]
@@ -118,6 +120,7 @@ def xpdnet_inputs(io):
     return io["kspace"][..., 0], mask[:, 0, 0, :].astype(np.float32), io["smaps"]
 
 
+@pytest.mark.slow
 def test_xpdnet_challenge_matches_the_original_and_its_blocks():
     io = fixture("xpdnet")
     model = from_keras2(FIXTURES / "xpdnet_small.h5", "xpdnet-challenge", SMALL_XPDNET, multicoil=True)
@@ -128,6 +131,7 @@ def test_xpdnet_challenge_matches_the_original_and_its_blocks():
     assert relative(refined, io["block_refine_smaps_output"]) <= TOLERANCE
 
 
+@pytest.mark.slow
 def test_ncpdnet_blocks_match_and_the_network_within_the_nufft_difference():
     """The image networks match to float32; end to end the original's tfkbnufft (table interpolation) differs.
 
@@ -151,6 +155,7 @@ def test_ncpdnet_blocks_match_and_the_network_within_the_nufft_difference():
     assert relative(out, io["output"][..., 0]) <= original_error
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cropped", [True, False])
 def test_ncpdnet_3d_matches_within_the_nufft_difference(cropped):
     """3D: tfkbnufft's NUFFT is the orthonormal one over the 2x grid, 2**-1.5 of the package's; the
@@ -303,6 +308,7 @@ PAPER_SIZE = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", PAPER_SIZE)
 def test_paper_size_layouts_load_into_the_presets(tmp_path, name):
     layout_file, architecture, config, multicoil, kind = PAPER_SIZE[name]

@@ -95,6 +95,7 @@ def test_conv_block_config():
     assert round_trip(block).get_config() == block.get_config()
 
 
+@pytest.mark.slow
 def test_unet_pads_to_the_pooling_multiple_and_crops_back():
     unet = UNet(filters=(2, 4, 4), n_convs=1, out_channels=3)  # 2 poolings: multiples of 4
     x = np.random.default_rng(0).standard_normal((2, 13, 10, 1)).astype(np.float32)
@@ -170,6 +171,7 @@ def test_standardise_per_example_real_and_imaginary():
     np.testing.assert_allclose(unstandardise(standardised, mean, std).numpy(), channels, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mwcnn", "didn", "unet"])
 def test_denoiser_shapes_any_size_and_config(name):
     params = {

@@ -75,6 +75,7 @@ def test_matches_the_ndft(dims, multicoil):
     assert np.linalg.norm(adjoint - back) <= 1e-4 * np.linalg.norm(back)
 
 
+@pytest.mark.slow
 def test_shared_trajectory_and_multicoil_agree_with_per_coil_single_coil():
     image, samples, traj, density, smaps = problem("2d", True)
     shared = nc_forward_op(image[:1], traj[0], smaps[:1]).numpy()
@@ -95,6 +96,7 @@ def test_bad_shapes_are_reported():
         nc_adjoint_op(samples[:, 0], traj, (4, 4, 4))
 
 
+@pytest.mark.slow
 def test_inside_tf_function_with_unknown_batch_and_samples():
     image, samples, traj, density, smaps = problem("2d", True)
     signature = [
@@ -113,6 +115,7 @@ def test_inside_tf_function_with_unknown_batch_and_samples():
     np.testing.assert_allclose(normal(image, traj, density, smaps).numpy(), expected.numpy(), atol=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("multicoil", [False, True])
 def test_layers_match_functions_and_serialise(multicoil, tmp_path):
     image, samples, traj, density, smaps = problem("2d", multicoil)

@@ -49,6 +49,7 @@ def test_forward_and_adjoint_match_exact_ndft(shape):
     assert rel_err(xa, ref_a) <= 1e-4
 
 
+@pytest.mark.slow
 def test_accuracy_knob_trades_width_for_error():
     traj = random_traj((2, 400), seed=3)
     x = complex_noise((1, 24, 24), seed=3)
@@ -85,6 +86,7 @@ def test_cartesian_trajectory_equals_centered_fft():
     assert rel_err(y, fft2c(x).numpy()) <= 1e-4
 
 
+@pytest.mark.slow
 def test_shared_trajectory_and_axes():
     traj = random_traj((2, 200), seed=8)
     x = complex_noise((2, 3, 10, 12), seed=9)
@@ -99,6 +101,7 @@ def test_shared_trajectory_and_axes():
     assert per_example.adjoint(y_shared[:, 1]).shape == (2, 10, 12)
 
 
+@pytest.mark.slow
 def test_inside_tf_function_with_dynamic_sizes():
     shape = (10, 8)
 
@@ -122,6 +125,7 @@ def test_inside_tf_function_with_dynamic_sizes():
     assert roundtrip.experimental_get_tracing_count() == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", [(8, 8), (6, 5, 7)])
 def test_inside_xla_compiled_function(shape):
     # the interpolation kernels are XLA-compiled functions of their own; inside an XLA-compiled
@@ -133,6 +137,7 @@ def test_inside_xla_compiled_function(shape):
     np.testing.assert_allclose(compiled(x).numpy(), expected.numpy(), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_gradient_with_respect_to_image_is_the_adjoint():
     traj = random_traj((2, 2, 150), seed=11)
     x = tf.constant(complex_noise((2, 12, 10), seed=12))
@@ -160,6 +165,7 @@ def _ndft_loss(x, traj, v):
     return np.real(np.vdot(v, np_ndft(x, traj)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", [(10, 12), (6, 5, 7)])
 def test_gradient_with_respect_to_trajectory_matches_finite_differences(shape):
     ndim = len(shape)
@@ -223,6 +229,7 @@ def test_interpolation_matches_direct_evaluation_and_spread_is_its_transpose(sha
     assert abs(lhs - rhs) <= 1e-4 * abs(lhs)
 
 
+@pytest.mark.slow
 def test_mirrored_strategy():
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
     traj = random_traj((1, 2, 60), seed=21)

@@ -20,6 +20,7 @@ def test_registry_lists_the_default_first_and_it_is_always_available():
     assert BACKENDS[0] == "tensorflow"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("shape", [(14, 11), (7, 6, 8)])
 def test_forward_and_adjoint_match_exact_ndft(backend, shape):
@@ -58,6 +59,7 @@ def test_adjoint_dot_product(backend, shape):
     assert abs(lhs - rhs) <= 1e-5 * abs(lhs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_image_gradients_are_the_adjoint_and_the_forward(backend):
     traj = random_traj((2, 2, 120), seed=8)

@@ -93,6 +93,7 @@ def test_coil_adjoint_is_the_adjoint_of_each_coils_encoding():
     np.testing.assert_allclose(multi.adjoint(samples).numpy(), combined, atol=1e-4 * np.abs(combined).max())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("half_range_hz", [25.0, 100.0, 300.0])
 def test_matches_the_exact_sum_to_the_stated_tolerance(half_range_hz):
     """With the segments `segments_for_accuracy` gives for 1e-3, the fit is within 1e-3 at every pixel and the encoding too."""
@@ -146,6 +147,7 @@ def test_constant_field_map_is_a_phase_on_the_samples():
     np.testing.assert_allclose(b0, expected, atol=1e-5 * np.abs(expected).max())
 
 
+@pytest.mark.slow
 def test_shared_trajectory_and_times_match_batched_ones():
     image, samples, traj, density, smaps, field, times = problem(True)
     shared = OffResonanceEncoding(traj[0], field, times[0], density=density[0], smaps=smaps, n_segments=5)
@@ -173,6 +175,7 @@ def test_gradients_are_the_adjoint():
     np.testing.assert_allclose(tape.gradient(loss, y).numpy(), expected, atol=1e-4 * np.abs(expected).max())
 
 
+@pytest.mark.slow
 def test_inside_tf_function_with_unknown_batch_and_samples():
     image, samples, traj, density, smaps, field, times = problem(True)
     signature = [
@@ -261,6 +264,7 @@ def spiral_example(batch=1, seed=0):
     return plain + (field, np.stack([times] * batch)), plain, target
 
 
+@pytest.mark.slow
 def test_ncpdnet_with_a_field_map_runs_and_differs_from_without():
     b0_inputs, plain_inputs, _ = spiral_example()
     keras.utils.set_random_seed(0)
@@ -272,6 +276,7 @@ def test_ncpdnet_with_a_field_map_runs_and_differs_from_without():
     assert adjoint_b0(b0_inputs).shape == (1, 12, 12)
 
 
+@pytest.mark.slow
 def test_ncpdnet_with_a_field_map_round_trips(tmp_path):
     b0_inputs, _, _ = spiral_example()
     model = build("ncpdnet", **TINY)
@@ -288,6 +293,7 @@ def test_ncpdnet_with_a_field_map_round_trips(tmp_path):
     assert "b0_segments" not in build("ncpdnet", image_shape=NC_SHAPE).get_config()  # existing configs unchanged
 
 
+@pytest.mark.slow
 def test_ncpdnet_with_a_field_map_overfits_one_example():
     keras.utils.set_random_seed(0)
     b0_inputs, _, target = spiral_example()

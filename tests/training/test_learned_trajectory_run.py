@@ -12,13 +12,16 @@ from pathlib import Path
 import numpy as np
 from test_cli import NC_TINY, run_main
 
+import pytest
+
 from fastmri_recon.data.gradient_limits import ReadoutConstraints
-from fastmri_recon.training.run import load_trained_model
+from fastmri_recon.training.rundir import load_trained_model
 
 LEARNED = ["--trajectory", "learned-radial", "--trajectory-option", "n_shots=8", "--trajectory-option", "parameter_scale=8",
            "--trajectory-option", "projection_iterations=100", "--learning-rate", "0.01"]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_learned_trajectory_run_trains_saves_resumes_and_evaluates(demo_dir, tmp_path, capfd):
     args = ["train", "--model", "ncpdnet", *NC_TINY, *LEARNED, "--data-dir", str(demo_dir), "--steps-per-epoch", "2",
             "--output-dir", str(tmp_path), "--run-name", "learned", "--quiet"]  # fmt: skip
@@ -74,6 +77,7 @@ def _train_command(demo_dir, output_dir):
             "--quiet"]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_killed_learned_trajectory_run_resumes_to_the_same_trajectory(demo_dir, tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     reference = subprocess.run(_train_command(demo_dir, tmp_path / "reference"), capture_output=True, text=True, env=env, timeout=600)

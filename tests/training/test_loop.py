@@ -46,6 +46,7 @@ def uninterrupted(tmp_path_factory):
     return run_tiny(tmp_path_factory.mktemp("reference"), "--epochs", "3")
 
 
+@pytest.mark.slow
 def test_outputs_of_a_run(uninterrupted, tmp_path_factory):
     summary = uninterrupted["summary"]
     assert summary["epochs_done"] == 3 and summary["steps"] == 18 and not summary["stopped"]
@@ -58,6 +59,7 @@ def test_outputs_of_a_run(uninterrupted, tmp_path_factory):
     assert summary["best"]["PSNR"] > 0
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_weights(uninterrupted, tmp_path):
     killed = run_tiny(tmp_path, "--epochs", "3", "--kill-at-example", "14", check=False)
     assert killed.returncode == -signal.SIGKILL
@@ -70,6 +72,7 @@ def test_killed_run_resumes_to_the_same_weights(uninterrupted, tmp_path):
     np.testing.assert_allclose(epoch_losses(resumed["summary"]), epoch_losses(uninterrupted["summary"]), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_sigterm_checkpoints_and_stops(uninterrupted, tmp_path):
     process = subprocess.Popen(
         [sys.executable, str(SCRIPT), str(tmp_path), "--epochs", "3", "--slow", "0.05"],
@@ -98,6 +101,7 @@ def epoch_losses(summary):
     return np.array([[float(v) for v in row.split(",")[1:3]] for row in rows])  # loss, val_loss
 
 
+@pytest.mark.slow
 def test_mirrored_two_devices_matches_one_device(uninterrupted, tmp_path):
     """Same global batch over 2 replicas: the same losses, to float tolerance."""
     mirrored = run_tiny(tmp_path, "--epochs", "3", "--logical-cpus", "2", "--strategy", "mirrored")
@@ -120,6 +124,7 @@ def free_ports(count):
     return ports
 
 
+@pytest.mark.slow
 def test_multi_worker_two_processes(tmp_path):
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
     processes = []

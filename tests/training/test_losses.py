@@ -80,6 +80,7 @@ def test_ssim_loss_rejects_bad_shapes():
 # --- MS-SSIM + L1 ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", [(2, 176, 176), (2, 161, 167)])  # even, and odd (padded) sizes
 def test_ms_ssim_matches_tensorflow(shape):
     gt = smooth_images(shape)
@@ -91,6 +92,7 @@ def test_ms_ssim_matches_tensorflow(shape):
     np.testing.assert_allclose(ms_ssim(gt, gt).numpy(), 1.0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_msssim_l1_loss_value():
     gt = smooth_images((2, 176, 176))
     pred = noisy(gt)
@@ -116,6 +118,7 @@ def test_ms_ssim_minimum_size():
         loss(tiny[:, :8], tiny[:, :8])
 
 
+@pytest.mark.slow
 def test_ms_ssim_dynamic_shape_too_small_fails_at_run_time():
     fn = tf.function(ms_ssim, input_signature=[tf.TensorSpec([None, None, None], tf.float32)] * 2)
     images = tf.ones((1, 100, 100))
@@ -157,6 +160,7 @@ def test_config_round_trip():
     assert tuple(MSSSIML1Loss().power_factors) == MS_SSIM_WEIGHTS
 
 
+@pytest.mark.slow
 def test_compiled_model_with_loss_saves_and_loads(tmp_path):
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((16, 16)), keras.layers.Dense(16)])

@@ -7,15 +7,10 @@ import pytest
 import tensorflow as tf
 
 from fastmri_recon.errors import ConfigError, DataError
-from fastmri_recon.evaluate.evaluate import NonCartesianAcquisition
+from fastmri_recon.data.acquisition import NonCartesianAcquisition
 from fastmri_recon.training.config import TrainConfig, from_dict
-from fastmri_recon.training.run import (
-    acquisition,
-    build_model,
-    load_trained_model,
-    run_training,
-    split_source,
-)
+from fastmri_recon.training.run import run_training
+from fastmri_recon.training.rundir import acquisition, build_model, load_trained_model, split_source
 
 TINY_NCPDNET = {"n_iter": 1, "n_primal": 2, "n_filters": 4}
 TINY_3D = (8, 16, 16)
@@ -75,6 +70,7 @@ def test_dry_run_checks_the_pipeline_options(demo_dir, tmp_path):
         run_training(TrainConfig(model="ncpdnet-3d", data_dir=str(demo_dir)), dry_run=True)
 
 
+@pytest.mark.slow
 def test_density_compensation_off_gives_unit_density(demo_dir):
     config = TrainConfig(model="ncpdnet", data_dir=str(demo_dir), density_compensation=False)
     data = acquisition(config, 0)
@@ -96,6 +92,7 @@ def checkpoint_outputs(run_dir, config, crop_size, inputs):
     return model(inputs).numpy()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "model, options",
     [

@@ -226,6 +226,7 @@ def _tiny_model():
     return keras.Sequential(layers)
 
 
+@pytest.mark.slow
 def test_fit_save_load_continues_identically(tmp_path):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((32, 4)).astype(np.float32)
@@ -334,6 +335,7 @@ MIRRORED_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_two_cpus():
     """fit and a custom strategy.run loop on 2 replicas give the single-device weights."""
     result = subprocess.run(

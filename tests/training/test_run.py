@@ -9,7 +9,8 @@ from fastmri_recon.data.masks import MaskSampler
 from fastmri_recon.errors import ConfigError, DataError
 from fastmri_recon.evaluate.evaluate import evaluate_directory
 from fastmri_recon.training.config import TrainConfig, from_dict, load_config
-from fastmri_recon.training.run import load_trained_model, run_training
+from fastmri_recon.training.rundir import load_trained_model
+from fastmri_recon.training.run import run_training
 
 TINY_UNET = {"filters": [4, 8], "n_convs": 1}
 
@@ -55,6 +56,7 @@ def test_dry_run_and_bad_inputs(demo_dir, tmp_path):
         run_training(config.replace(data_dir=str(tmp_path / "nowhere")), dry_run=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("coils, model, model_config", [
     ("singlecoil", "unet", TINY_UNET),
     ("multicoil", "pdnet", {"n_iter": 2, "n_filters": 4, "n_primal": 2, "n_dual": 2}),
@@ -88,15 +90,17 @@ def test_load_trained_model_errors(tmp_path):
         load_trained_model(tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", sorted(__import__("pathlib").Path(__file__).resolve().parents[2].glob("experiments/*.yaml")), ids=lambda p: p.name)
 def test_experiment_configs_are_valid(path):
     """Every experiment file is a valid configuration whose model builds."""
-    from fastmri_recon.training.run import build_model
+    from fastmri_recon.training.rundir import build_model
 
     config = from_dict(load_config(path), str(path))
     assert build_model(config, (32, 32)) is not None
 
 
+@pytest.mark.slow
 def test_cache_dir_feeds_the_same_batches(demo_dir, tmp_path):
     """A run reading TFRecord caches of its splits sees the HDF5 batches; non-Cartesian models refuse it."""
     from fastmri_recon.data.datasets.tfrecord import build_cache

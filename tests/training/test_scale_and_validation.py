@@ -13,7 +13,7 @@ from test_cli import run_main
 from fastmri_recon.errors import ConfigError
 from fastmri_recon.hub.locate import resolve
 from fastmri_recon.training.config import TrainConfig, from_dict
-from fastmri_recon.training.run import pipeline_config
+from fastmri_recon.training.rundir import pipeline_config
 
 UNITS = 1e-3
 """The scanner units of the scaled copies: the demo data's values times this."""
@@ -64,6 +64,7 @@ def _psnr_row(out, label):
     return row.split("|")[4]  # the PSNR cell
 
 
+@pytest.mark.slow
 def test_evaluate_applies_the_run_scale_and_the_data_scale(tiny_run, demo_dir, tmp_path, capfd):
     run = _with_scale(tiny_run, tmp_path / "tiny-unet", 1e6 / UNITS)  # as if trained on data in UNITS, scaled to the same inputs
     assert resolve(str(run)).scale_factor == pytest.approx(1e6 / UNITS)
@@ -85,6 +86,7 @@ def test_evaluate_applies_the_run_scale_and_the_data_scale(tiny_run, demo_dir, t
     assert _psnr_row(out, "tiny-unet") != expected
 
 
+@pytest.mark.slow
 def test_reconstruct_with_data_scale_writes_in_the_files_units(tiny_run, demo_dir, tmp_path, capfd):
     scanner = scaled_copy(demo_dir / "singlecoil_test", tmp_path / "scanner_test", UNITS)
     status, _, err = run_main(["reconstruct", str(demo_dir / "singlecoil_test"), str(tmp_path / "ref"), "--model", str(tiny_run), "--quiet"], capfd)

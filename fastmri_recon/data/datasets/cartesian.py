@@ -66,7 +66,7 @@ def singlecoil_dataset(directory, config=SinglecoilConfig(), training=True, inpu
         ConfigError: when the configuration is not a `SinglecoilConfig` or does not fit the data
             (sizes, slices, sharding).
     """
-    _check_config_type(config, SinglecoilConfig)
+    check_config_type(config, SinglecoilConfig)
     return _cartesian_dataset(directory, config, False, training, input_context)
 
 
@@ -89,11 +89,12 @@ def multicoil_dataset(directory, config=MulticoilConfig(), training=True, input_
         DataError: as in `singlecoil_dataset`.
         ConfigError: as in `singlecoil_dataset`.
     """
-    _check_config_type(config, MulticoilConfig)
+    check_config_type(config, MulticoilConfig)
     return _cartesian_dataset(directory, config, True, training, input_context)
 
 
-def _check_config_type(config, cls):
+def check_config_type(config, cls):
+    """Refuse a pipeline configuration of another class than ``cls`` (ConfigError naming both)."""
     if type(config) is not cls:
         raise ConfigError(f"config: expected a {cls.__name__}, got {type(config).__name__}")
 
@@ -118,7 +119,12 @@ def _volume_source(directory, multicoil, config):
     return cache.volumes(config.contrasts, config.skip_bad_files), cache.slice_reader
 
 
-def _batch_size(config, input_context):
+def replica_batch_size(config, input_context):
+    """The batch size of one replica: ``config.batch_size`` split over ``input_context``'s replicas (None: all of it).
+
+    Raises:
+        ConfigError: when the replicas cannot share the batch evenly.
+    """
     if input_context is None:
         return config.batch_size
     try:
@@ -136,7 +142,7 @@ def _fixed_mask_table(volumes, geometries, sampler):
     return tf.constant(table)
 
 
-def _batched(examples, example, batch_size, training, input_context):
+def batched_dataset(examples, example, batch_size, training, input_context):
     """Map ``example`` over the example indices, batch (dropping the remainder in training), prefetch.
 
     With an input context the volumes were already sharded by file, so tf.data's auto-sharding is off.
@@ -150,7 +156,7 @@ def _batched(examples, example, batch_size, training, input_context):
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def _examples(volumes, config, training):
+def example_indices(volumes, config, training):
     """``(file_index, slice_index, seed)`` of every example, in pipeline order.
 
     ``seed`` (int64) is drawn by ``Dataset.random``: anew at each pass in training, the same in
@@ -179,7 +185,7 @@ def _examples(volumes, config, training):
 def _cartesian_dataset(directory, config, multicoil, training, input_context):
     volumes, make_reader = _volume_source(directory, multicoil, config)
     volumes = shard_volumes(volumes, input_context)
-    batch_size = _batch_size(config, input_context)
+    batch_size = replica_batch_size(config, input_context)
     geometries = [volume_geometry(v, config.grid_shape) for v in volumes]
     kspace_shape = common_shape([g[0] for g in geometries])
     target_shape = common_shape([v.target_shape for v in volumes])
@@ -222,4 +228,4 @@ def _cartesian_dataset(directory, config, multicoil, training, input_context):
             inputs += (sensitivity_maps(kspace, mask, config.sensitivity_maps, config.acs_threshold),)
         return inputs, target * config.scale_factor
 
-    return _batched(_examples(volumes, config, training), example, batch_size, training, input_context)
+    return batched_dataset(example_indices(volumes, config, training), example, batch_size, training, input_context)

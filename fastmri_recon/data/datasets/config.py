@@ -14,7 +14,7 @@ import numbers
 import os
 
 from fastmri_recon.data.coil_compression import SliceCompression
-from fastmri_recon.data.masks import MASK_FUNCTIONS, MaskSampler, default_center_fraction
+from fastmri_recon.data.masks import MASK_KINDS, MaskSampler, default_center_fraction
 from fastmri_recon.errors import ConfigError
 
 DEFAULT_SCALE_FACTOR = 1e6
@@ -24,17 +24,19 @@ SLICE_SELECTIONS = ("all", "random")
 SENSITIVITY_METHODS = ("acs", "espirit")
 
 
-def _fail(field, value, expected):
+def fail_field(field, value, expected):
+    """Raise the ConfigError ``"{field}={value!r}: expected {expected}"``."""
     raise ConfigError(f"{field}={value!r}: expected {expected}")
 
 
-def _is_int(value):
+def is_int(value):
+    """Whether ``value`` is an integer (not a bool)."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _check_positive_int(field, value):
-    if not _is_int(value) or value < 1:
-        _fail(field, value, "a positive integer")
+    if not is_int(value) or value < 1:
+        fail_field(field, value, "a positive integer")
 
 
 def _check_compression(config):
@@ -48,46 +50,47 @@ def _slice_compression(config):
     return None if config.virtual_coils is None else SliceCompression(config.virtual_coils, config.coil_compression)
 
 
-def _check_common(config):
+def check_common(config):
     """Checks shared by every configuration: batch size, scale factor, contrasts, flags."""
     _check_positive_int("batch_size", config.batch_size)
     scale = config.scale_factor
     if not isinstance(scale, numbers.Real) or isinstance(scale, bool) or not (0 < scale < math.inf):
-        _fail("scale_factor", scale, "a finite number > 0")
+        fail_field("scale_factor", scale, "a finite number > 0")
     if config.contrasts is not None:
         contrasts = (config.contrasts,) if isinstance(config.contrasts, str) else config.contrasts
         if not contrasts or not all(isinstance(c, str) and c for c in contrasts):
-            _fail("contrasts", config.contrasts, "None or a non-empty list of acquisition names such as 'CORPD_FBK'")
+            fail_field("contrasts", config.contrasts, "None or a non-empty list of acquisition names such as 'CORPD_FBK'")
         object.__setattr__(config, "contrasts", tuple(contrasts))
     if not isinstance(config.skip_bad_files, bool):
-        _fail("skip_bad_files", config.skip_bad_files, "True or False")
+        fail_field("skip_bad_files", config.skip_bad_files, "True or False")
 
 
-def _check_slices(config):
+def check_slices(config):
     """Checks of the slice selection of the file-based pipelines."""
     if config.slice_selection not in SLICE_SELECTIONS:
-        _fail("slice_selection", config.slice_selection, f"one of {SLICE_SELECTIONS}")
+        fail_field("slice_selection", config.slice_selection, f"one of {SLICE_SELECTIONS}")
     edge = config.edge_slices
-    if not (_is_int(edge) and edge >= 0) and not (isinstance(edge, float) and 0 <= edge < 0.5):
-        _fail("edge_slices", edge, "an int >= 0 (slices) or a float in [0, 0.5) (fraction of the slices)")
+    if not (is_int(edge) and edge >= 0) and not (isinstance(edge, float) and 0 <= edge < 0.5):
+        fail_field("edge_slices", edge, "an int >= 0 (slices) or a float in [0, 0.5) (fraction of the slices)")
 
 
-def _check_shape(config, field, ndim, optional=False):
+def check_shape(config, field, ndim, optional=False):
     """``config.<field>`` must be ``ndim`` positive integers (or None if ``optional``); stored as a tuple."""
     value = getattr(config, field)
     if value is None and optional:
         return
     names = "(H, W)" if ndim == 2 else "(D, H, W)"
     if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != ndim or not all(
-        _is_int(s) and s >= 1 for s in value
+        is_int(s) and s >= 1 for s in value
     ):
-        _fail(field, value, f"{'None or ' if optional else ''}{ndim} positive integers {names}")
+        fail_field(field, value, f"{'None or ' if optional else ''}{ndim} positive integers {names}")
     object.__setattr__(config, field, tuple(int(s) for s in value))
 
 
-def _check_seed(config):
-    if not _is_int(config.seed) or config.seed < 0:
-        _fail("seed", config.seed, "an integer >= 0")
+def check_seed(config):
+    """``config.seed`` must be an integer >= 0."""
+    if not is_int(config.seed) or config.seed < 0:
+        fail_field("seed", config.seed, "an integer >= 0")
 
 
 def _check_cache_dir(config):
@@ -96,16 +99,16 @@ def _check_cache_dir(config):
     if value is None:
         return
     if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
-        _fail("cache_dir", value, "None or the path of a TFRecord cache directory")
+        fail_field("cache_dir", value, "None or the path of a TFRecord cache directory")
     object.__setattr__(config, "cache_dir", os.fspath(value))
 
 
 def _check_sensitivity(config):
     if config.sensitivity_maps is not None and config.sensitivity_maps not in SENSITIVITY_METHODS:
-        _fail("sensitivity_maps", config.sensitivity_maps, f"None or one of {SENSITIVITY_METHODS}")
+        fail_field("sensitivity_maps", config.sensitivity_maps, f"None or one of {SENSITIVITY_METHODS}")
     threshold = config.acs_threshold
     if not isinstance(threshold, numbers.Real) or isinstance(threshold, bool) or not 0 <= threshold < 1:
-        _fail("acs_threshold", threshold, "a number in [0, 1)")
+        fail_field("acs_threshold", threshold, "a number in [0, 1)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,7 +116,7 @@ class SinglecoilConfig:
     """Configuration of the single-coil train / validation pipeline (`singlecoil_dataset`).
 
     Attributes:
-        mask_kind: kind of undersampling mask, one of ``masks.MASK_FUNCTIONS`` (``"random"``,
+        mask_kind: kind of undersampling mask, one of ``masks.MASK_KINDS`` (``"random"``,
             ``"equispaced"``, ``"equispaced_fraction"``, ``"magic"``, ``"magic_fraction"``).
         accelerations: accelerations; one ``(center_fraction, acceleration)`` pair is drawn per
             example in training, per volume (seeded by the file name) in validation.
@@ -165,19 +168,19 @@ class SinglecoilConfig:
     def __post_init__(self):
         self._check_masks()
         if not isinstance(self.phase_augmentation, bool):
-            _fail("phase_augmentation", self.phase_augmentation, "True or False")
-        _check_slices(self)
-        _check_common(self)
-        _check_shape(self, "grid_shape", 2, optional=True)
-        _check_seed(self)
+            fail_field("phase_augmentation", self.phase_augmentation, "True or False")
+        check_slices(self)
+        check_common(self)
+        check_shape(self, "grid_shape", 2, optional=True)
+        check_seed(self)
         _check_cache_dir(self)
 
     def _check_masks(self):
-        if self.mask_kind not in MASK_FUNCTIONS:
-            _fail("mask_kind", self.mask_kind, f"one of {sorted(MASK_FUNCTIONS)}")
+        if self.mask_kind not in MASK_KINDS:
+            fail_field("mask_kind", self.mask_kind, f"one of {sorted(MASK_KINDS)}")
         accelerations = (self.accelerations,) if isinstance(self.accelerations, numbers.Real) else self.accelerations
         if isinstance(accelerations, str) or not accelerations:
-            _fail("accelerations", self.accelerations, "a non-empty list of numbers >= 1")
+            fail_field("accelerations", self.accelerations, "a non-empty list of numbers >= 1")
         object.__setattr__(self, "accelerations", tuple(accelerations))
         if self.center_fractions is None:
             try:
@@ -264,7 +267,7 @@ class InferenceConfig:
     coil_compression: str = "svd"
 
     def __post_init__(self):
-        _check_common(self)
+        check_common(self)
         _check_sensitivity(self)
         _check_compression(self)
 

@@ -15,18 +15,20 @@ import numbers
 
 from fastmri_recon.data.datasets.config import (
     DEFAULT_SCALE_FACTOR,
-    _check_common,
-    _check_seed,
-    _check_shape,
-    _check_slices,
-    _fail,
-    _is_int,
+    check_common,
+    check_seed,
+    check_shape,
+    check_slices,
+    fail_field,
+    is_int,
 )
-from fastmri_recon.data.trajectories import make_trajectory
+from fastmri_recon.data.trajectories import make_trajectory, trajectory_kind_names
 from fastmri_recon.errors import ConfigError
 
-TRAJECTORIES_2D = ("radial", "spiral")
-TRAJECTORIES_3D = ("stack_of_radial", "stack_of_spirals", "kooshball")
+TRAJECTORIES_2D = trajectory_kind_names(dimensions=2, learned=False)
+"""The fixed 2D kinds of `data.trajectories.TRAJECTORY_KINDS`: the `NonCartesianConfig` trajectories."""
+TRAJECTORIES_3D = trajectory_kind_names(dimensions=3, learned=False)
+"""The fixed 3D kinds of `data.trajectories.TRAJECTORY_KINDS`: the `Volume3DConfig` trajectories."""
 NC_SENSITIVITY_METHODS = ("acs", "lowres")
 
 
@@ -35,26 +37,26 @@ def _check_number(field, value, low, high, low_open=True):
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
     ok = ok and (value > low if low_open else value >= low) and value < high
     if not ok:
-        _fail(field, value, f"a number in {'(' if low_open else '['}{low}, {high})")
+        fail_field(field, value, f"a number in {'(' if low_open else '['}{low}, {high})")
 
 
 def _check_acquisition(config, kinds, probe_shape):
     """Checks of the simulated acquisition: trajectory kind and options, acceleration, density, NUFFT."""
     if config.trajectory not in kinds:
-        _fail("trajectory", config.trajectory, f"one of {kinds}")
+        fail_field("trajectory", config.trajectory, f"one of {kinds}")
     _check_number("acceleration", config.acceleration, 0, math.inf)
     options = config.trajectory_options
     if options is None:
         options = {}
     if not isinstance(options, dict) or not all(isinstance(key, str) for key in options):
-        _fail("trajectory_options", config.trajectory_options, "None or a dict of trajectory arguments")
+        fail_field("trajectory_options", config.trajectory_options, "None or a dict of trajectory arguments")
     object.__setattr__(config, "trajectory_options", dict(options))
     try:  # a cheap probe: unknown or invalid options fail here, not in the middle of a pipeline
         make_trajectory(config.trajectory, probe_shape, config.acceleration, **options)
     except (TypeError, ConfigError) as err:
         raise ConfigError(f"trajectory_options={options!r} for a {config.trajectory} trajectory: {err}") from None
-    if not _is_int(config.density_iterations) or config.density_iterations < 1:
-        _fail("density_iterations", config.density_iterations, "a positive integer")
+    if not is_int(config.density_iterations) or config.density_iterations < 1:
+        fail_field("density_iterations", config.density_iterations, "a positive integer")
     _check_number("nufft_eps", config.nufft_eps, 0, 1)
 
 
@@ -112,17 +114,17 @@ class NonCartesianConfig:
     skip_bad_files: bool = False
 
     def __post_init__(self):
-        _check_shape(self, "image_shape", 2, optional=True)
+        check_shape(self, "image_shape", 2, optional=True)
         _check_acquisition(self, TRAJECTORIES_2D, self.image_shape or (16, 16))
         if self.sensitivity_maps is not None and self.sensitivity_maps not in NC_SENSITIVITY_METHODS:
-            _fail("sensitivity_maps", self.sensitivity_maps, f"None or one of {NC_SENSITIVITY_METHODS}")
+            fail_field("sensitivity_maps", self.sensitivity_maps, f"None or one of {NC_SENSITIVITY_METHODS}")
         _check_number("calibration_fraction", self.calibration_fraction, 0, 1)
         _check_number("acs_threshold", self.acs_threshold, 0, 1, low_open=False)
         if not isinstance(self.phase_augmentation, bool):
-            _fail("phase_augmentation", self.phase_augmentation, "True or False")
-        _check_slices(self)
-        _check_common(self)
-        _check_seed(self)
+            fail_field("phase_augmentation", self.phase_augmentation, "True or False")
+        check_slices(self)
+        check_common(self)
+        check_seed(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,9 +157,9 @@ class Volume3DConfig:
     seed: int = 0
 
     def __post_init__(self):
-        _check_shape(self, "volume_shape", 3)
+        check_shape(self, "volume_shape", 3)
         _check_acquisition(self, TRAJECTORIES_3D, (4, 8, 8))
-        if not _is_int(self.batch_size) or self.batch_size < 1:
-            _fail("batch_size", self.batch_size, "a positive integer")
+        if not is_int(self.batch_size) or self.batch_size < 1:
+            fail_field("batch_size", self.batch_size, "a positive integer")
         _check_number("scale_factor", self.scale_factor, 0, math.inf)
-        _check_seed(self)
+        check_seed(self)

@@ -26,12 +26,12 @@ File listing, checks, sharding, slice selection and shuffling are the Cartesian 
 
 import tensorflow as tf
 
-from fastmri_recon.data.datasets.cartesian import _batch_size, _batched, _check_config_type, _examples
+from fastmri_recon.data.datasets.cartesian import replica_batch_size, batched_dataset, check_config_type, example_indices
 from fastmri_recon.data.datasets.nc_config import NonCartesianConfig
 from fastmri_recon.data.datasets.transforms import random_global_phase, volume_geometry, window_image
 from fastmri_recon.data.datasets.volumes import common_shape, scan_volumes, slice_reader, shard_volumes
 from fastmri_recon.data.density import pipe_menon_density
-from fastmri_recon.data.masks import _tf_center_lines, _tf_num_low
+from fastmri_recon.data.masks import tf_center_lines, tf_num_low
 from fastmri_recon.data.sensitivity import acs_sensitivity_maps, nc_lowres_sensitivity_maps
 from fastmri_recon.data.trajectories import make_trajectory
 from fastmri_recon.errors import ConfigError
@@ -68,7 +68,7 @@ class SimulatedAcquisition:
 
 def calibration_band(num_cols, fraction):
     """float32 ``(num_cols,)``: the centre band of ``max(1, round(num_cols * fraction))`` columns (fastMRI's placement)."""
-    return tf.cast(_tf_center_lines(num_cols, tf.maximum(_tf_num_low(num_cols, fraction), 1)), tf.float32)
+    return tf.cast(tf_center_lines(num_cols, tf.maximum(tf_num_low(num_cols, fraction), 1)), tf.float32)
 
 
 def noncartesian_dataset(directory, config=NonCartesianConfig(), training=True, input_context=None, images=False):
@@ -100,11 +100,11 @@ def noncartesian_dataset(directory, config=NonCartesianConfig(), training=True, 
         ConfigError: when the configuration is not a `NonCartesianConfig` or does not fit the data
             (image grid smaller than a target, targets of different sizes without ``image_shape``).
     """
-    _check_config_type(config, NonCartesianConfig)
+    check_config_type(config, NonCartesianConfig)
     volumes = scan_volumes(directory, None, True, config.contrasts, config.skip_bad_files)
     multicoil = len(volumes[0].kspace_shape) == 3
     volumes = shard_volumes(volumes, input_context)
-    batch_size = _batch_size(config, input_context)
+    batch_size = replica_batch_size(config, input_context)
     target_shape = common_shape([v.target_shape for v in volumes])
     image_shape = config.image_shape or target_shape
     if None in image_shape:
@@ -149,4 +149,4 @@ def noncartesian_dataset(directory, config=NonCartesianConfig(), training=True, 
             )
         return (inputs[0] if len(inputs) == 1 else inputs), target * config.scale_factor
 
-    return _batched(_examples(volumes, config, training), example, batch_size, training, input_context)
+    return batched_dataset(example_indices(volumes, config, training), example, batch_size, training, input_context)

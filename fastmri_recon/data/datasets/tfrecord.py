@@ -292,7 +292,7 @@ def _packed_varints(view, start, stop):
     return values
 
 
-def _example_features(view):
+def example_features(view):
     """The features of a serialised ``tf.train.Example``, located without copying their values.
 
     Returns:
@@ -316,7 +316,7 @@ def _example_features(view):
 def _read_slice(path, offset, length, name, index):
     """k-space and target of the record at ``offset`` of shard ``path``: slice ``index`` of file ``name``.
 
-    The record is read into one array and parsed in place (`_example_features`): the arrays
+    The record is read into one array and parsed in place (`example_features`): the arrays
     returned are views of it. (Parsing with protobuf copies the k-space twice more while holding
     the GIL, which made the multi-coil pipeline about 2.5 times slower than reading HDF5.)
 
@@ -341,7 +341,7 @@ def _read_slice(path, offset, length, name, index):
         if size != len(buffer) or struct.unpack_from("<Q", buffer)[0] != length:
             raise ValueError(f"not a record of {length} bytes")
         data = buffer[RECORD_HEADER:]
-        features = _example_features(memoryview(data))
+        features = example_features(memoryview(data))
         found = (bytes(data[slice(*features["file_name"][0])]).decode(), features["slice_index"][0])
         if found != (name, index):
             raise ValueError(f"it holds slice {found[1]} of {found[0]}")

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 from scipy import ndimage
 
-from fastmri_recon.data.datasets.cartesian import _check_config_type
+from fastmri_recon.data.datasets.cartesian import check_config_type
 from fastmri_recon.data.datasets.nc_config import Volume3DConfig
 from fastmri_recon.data.datasets.noncartesian import SimulatedAcquisition
 from fastmri_recon.data.demo import load_template
@@ -141,7 +141,7 @@ def volume3d_dataset(source, config=Volume3DConfig(), training=True):
         DataError: for a missing or empty directory, or an unreadable volume (when it is read).
         ConfigError: for a configuration that is not a `Volume3DConfig`, or an array of another shape.
     """
-    _check_config_type(config, Volume3DConfig)
+    check_config_type(config, Volume3DConfig)
     shape = config.volume_shape
     if isinstance(source, (str, Path)):
         paths = nifti_paths(source)

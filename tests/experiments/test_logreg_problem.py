@@ -1,11 +1,19 @@
-"""Bilevel logistic regression: hypergradients against finite differences, a short outer run."""
+"""Bilevel logistic regression (experiments/deq_shine/logreg_problem.py): hypergradients against finite differences, a short outer run.
+
+The module is imported from its folder, as ``experiments/deq_shine/bilevel_logreg.py`` imports it.
+"""
+
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from fastmri_recon.errors import DataError
-from fastmri_recon.implicit.bilevel import (
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "experiments" / "deq_shine"))
+from logreg_problem import (  # noqa: E402
     LogisticProblem,
     breast_cancer_problem,
     exact_hypergradient,
@@ -34,6 +42,7 @@ def test_problem_shapes_and_labels(problem):
         LogisticProblem.from_arrays(np.ones((3, 2)), [0, 1, 2], np.ones((2, 2)), [0, 1])
 
 
+@pytest.mark.slow
 def test_inner_solution_matches_scipy(problem):
     result = hypergradient(
         problem, LAM, tf.zeros((1, 31), tf.float64), backward="jacobian-free", max_iter=300, tol=1e-10
@@ -42,6 +51,7 @@ def test_inner_solution_matches_scipy(problem):
     np.testing.assert_allclose(result.theta.numpy()[0], reference, rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.slow
 def test_implicit_hypergradient_matches_finite_differences(problem):
     precise = dict(max_iter=300, tol=1e-10, backward_max_iter=300, backward_tol=1e-10)
     result = hypergradient(problem, LAM, tf.zeros((1, 31), tf.float64), backward="implicit", **precise)
@@ -52,6 +62,7 @@ def test_implicit_hypergradient_matches_finite_differences(problem):
     assert abs(float(result.gradient) - finite) < 1e-4 * abs(finite)
 
 
+@pytest.mark.slow
 def test_shine_opa_and_refine_approach_the_exact_hypergradient(problem):
     _, exact = exact_hypergradient(problem, LAM)
     theta0 = tf.zeros((1, 31), tf.float64)
@@ -66,6 +77,7 @@ def test_shine_opa_and_refine_approach_the_exact_hypergradient(problem):
     assert errors["opa"] < 1e-2 and errors["refine"] < 1e-2 and errors["jacobian-free"] > 0.1
 
 
+@pytest.mark.slow
 def test_a_short_run_decreases_the_held_out_loss(problem):
     history = run(problem, "implicit", lam0=0.0, n_outer=4, learning_rate=30.0)
     assert history["loss"][-1] < 0.5 * history["loss"][0]

@@ -3,10 +3,10 @@
 import pytest
 
 from fastmri_recon.errors import ConfigError
-from fastmri_recon.evaluate.benchmark import _tables, prepare_data
+from fastmri_recon.workflows.benchmark import benchmark_tables, prepare_data
 from conftest import random_volume
 
-TABLES = _tables("tiny")
+TABLES = benchmark_tables("tiny")
 
 
 def test_real_fastmri_folders_are_used_as_they_are(tmp_path):
@@ -36,7 +36,7 @@ def test_an_absent_folder_gets_the_demo_data(tmp_path):
 
 
 def test_unknown_table_is_refused(tmp_path):
-    from fastmri_recon.evaluate.benchmark import run_benchmark
+    from fastmri_recon.workflows.benchmark import run_benchmark
 
     with pytest.raises(ConfigError, match="tables must be among a, b, got c"):
         run_benchmark(tmp_path / "out", tmp_path / "data", "tiny", progress=False, tables=("a", "c"))

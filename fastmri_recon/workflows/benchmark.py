@@ -22,7 +22,6 @@ import dataclasses
 import json
 from pathlib import Path
 
-from fastmri_recon.baselines.tuning import choose_parameter
 from fastmri_recon.data.demo import DemoConfig, build_demo_dataset
 from fastmri_recon.data.masks import MaskSampler, default_center_fraction
 from fastmri_recon.errors import ConfigError
@@ -31,7 +30,9 @@ from fastmri_recon.evaluate.evaluate import evaluate_directory
 from fastmri_recon.evaluate.tables import markdown_table, with_published_column, write_results
 from fastmri_recon.models.registry import build
 from fastmri_recon.training.config import TrainConfig
-from fastmri_recon.training.run import load_trained_model, run_training
+from fastmri_recon.training.run import run_training
+from fastmri_recon.training.rundir import load_trained_model
+from fastmri_recon.workflows.tuning import choose_parameter
 
 PUBLISHED_SINGLECOIL_PSNR = {"zero-filled": 29.61, "kiki-net": 31.38, "unet": 31.78, "cascade-net": 31.97, "pdnet": 32.15}
 """fastMRI single-coil knee validation PSNR at acceleration 4 (Ramzi et al. 2020, Table 1)."""
@@ -60,7 +61,8 @@ class Table:
     learned: tuple
 
 
-def _tables(budget):
+def benchmark_tables(budget):
+    """The two tables of the main job at a budget (one of `BUDGETS`): ``(table (a), table (b))`` `Table`s."""
     small = budget == "tiny"
     paper = budget == "paper"
 
@@ -225,7 +227,7 @@ def run_benchmark(out_dir, data_dir, budget="default", progress=True, log=print,
     if unknown or not tables:
         raise ConfigError(f"tables must be among {', '.join(TABLE_KEYS)}, got {', '.join(unknown) or 'none'}")
     out_dir, data_dir = Path(out_dir), Path(data_dir)
-    selected = [table for table, key in zip(_tables(budget), TABLE_KEYS) if key in tables]
+    selected = [table for table, key in zip(benchmark_tables(budget), TABLE_KEYS) if key in tables]
     source = prepare_data(data_dir, selected, budget, progress)
     results = {}
     for table in selected:

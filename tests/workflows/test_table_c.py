@@ -1,31 +1,22 @@
-"""The table (c) script (experiments/table_c_noncartesian/run.py) at the tiny budget."""
+"""Table (c) (`workflows.table_c`, run by experiments/table_c_noncartesian/run.py) at the tiny budget."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 from fastmri_recon.errors import ConfigError
-
-SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "table_c_noncartesian" / "run.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("table_c_noncartesian", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from fastmri_recon.workflows import table_c
 
 
 def test_unknown_budget():
     with pytest.raises(ConfigError, match="budget must be one of tiny, default, paper"):
-        load_script().budget_settings("huge")
+        table_c.budget_settings("huge")
 
 
+@pytest.mark.slow
 @pytest.mark.e2e
 def test_table_c_tiny(tmp_path):
-    rows = load_script().run_table_c(tmp_path, "tiny", progress=False, log=lambda *_: None)
+    rows = table_c.run_table_c(tmp_path, "tiny", progress=False, log=lambda *_: None)
     stored = json.loads((tmp_path / "table_c_noncartesian.json").read_text())
     assert stored["budget"] == "tiny" and len(stored["rows"]) == len(rows) == 2 * 2 * 3 + 2 * 2
     methods = {(r["setting"], r["acquisition"], r["model"]) for r in stored["rows"]}
@@ -44,4 +35,4 @@ def test_table_c_tiny(tmp_path):
 def test_real_data_without_a_split_is_named(tmp_path):
     (tmp_path / "data" / "singlecoil_train").mkdir(parents=True)
     with pytest.raises(ConfigError, match="singlecoil_val, multicoil_train, multicoil_val"):
-        load_script().run_table_c(tmp_path / "out", "tiny", progress=False, log=lambda *_: None, data_dir=tmp_path / "data")
+        table_c.run_table_c(tmp_path / "out", "tiny", progress=False, log=lambda *_: None, data_dir=tmp_path / "data")

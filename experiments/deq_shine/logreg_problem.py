@@ -1,4 +1,4 @@
-"""Bilevel hyperparameter optimisation with implicit gradients: l2-regularised logistic regression.
+"""The problem of ``bilevel_logreg.py``: l2-regularised logistic regression tuned by implicit hypergradients.
 
 The inner problem fits a logistic regression with an l2 penalty of weight ``exp(lam)``,
 
@@ -14,9 +14,9 @@ the derivatives), so that ``J = dg/dtheta = P * Hessian`` has its eigenvalues in
 solvers' initial inverse-Jacobian guess ``I`` is a sensible one: line-search-free Broyden then solves
 the inner problem to 1e-6 in some 20-80 steps for ``lam`` in ``[-7, 0]``, where with the scalar
 step ``1 / ||P^-1||`` it fails below ``lam = -5`` (the data are nearly separable). By the implicit function theorem
-(`backward`), ``dL/dlam = -w^T dg/dlam`` with ``J^T w = dL/dtheta``; `hypergradient` computes ``w``
+(`fastmri_recon.implicit.backward`), ``dL/dlam = -w^T dg/dlam`` with ``J^T w = dL/dtheta``; `hypergradient` computes ``w``
 by any backward mode, `METHODS` names the combinations compared by
-``experiments/deq_shine/bilevel_logreg.py``, and `exact_hypergradient` is the dense reference (SciPy
+``bilevel_logreg.py`` (beside this module, which it imports), and `exact_hypergradient` is the dense reference (SciPy
 L-BFGS for the inner problem, a dense Hessian solve for ``w``).
 
 Every tensor is float64 here; labels are -1 / +1; ``theta`` is a batch of one, ``(1, p)``.
@@ -154,7 +154,7 @@ def hypergradient(
         problem: a `LogisticProblem`.
         lam: float64 scalar, the log regularisation weight.
         theta0: float64 ``(1, p)``, the inner solver's initial point (a warm start).
-        backward: the backward mode (`backward.MODES`).
+        backward: the backward mode (`fastmri_recon.implicit.backward.MODES`).
         opa_every: None, or the OPA period (the inner solver is then adjoint Broyden with the
             held-out gradient injected every ``opa_every`` steps).
         solver: the inner solver (the SHINE modes need ``"broyden"``).

@@ -50,6 +50,7 @@ def run(args, env):
     return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, env=env, timeout=600)
 
 
+@pytest.mark.slow
 @pytest.mark.e2e
 def test_published_table_a_on_the_demo_data(demo_dir, tmp_path):
     manifest, cache = fake_hub(tmp_path)
@@ -77,6 +78,7 @@ def test_published_table_a_on_the_demo_data(demo_dir, tmp_path):
     assert not (tmp_path / "out2").exists()  # refused before any evaluation
 
 
+@pytest.mark.slow
 @pytest.mark.e2e
 def test_evaluate_and_reconstruct_take_published_names(demo_dir, tmp_path):
     """One resolver for --model: registry names, manifest names (the papers' and the demo weights), run folders."""

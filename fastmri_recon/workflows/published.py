@@ -22,13 +22,13 @@ from pathlib import Path
 from fastmri_recon.data.h5 import target_shape
 from fastmri_recon.data.masks import MaskSampler, default_center_fraction
 from fastmri_recon.errors import ConfigError
-from fastmri_recon.evaluate.benchmark import PUBLISHED_SINGLECOIL_PSNR, prepare_data
 from fastmri_recon.evaluate.evaluate import evaluate_directory
 from fastmri_recon.evaluate.tables import markdown_table, with_published_column, write_results
 from fastmri_recon.files import write_text
 from fastmri_recon.hub.load import load_pretrained
 from fastmri_recon.hub.manifest import load_manifest
 from fastmri_recon.models.registry import build
+from fastmri_recon.workflows.benchmark import PUBLISHED_SINGLECOIL_PSNR, prepare_data
 
 
 @dataclasses.dataclass(frozen=True)
