@@ -11,6 +11,15 @@ import pytest  # noqa: E402
 from fastmri_recon.data.demo import DemoConfig, build_demo_dataset  # noqa: E402
 from fastmri_recon.data.h5 import Header, Volume, write_volume  # noqa: E402
 
+MAX_WORKERS = 4
+"""At most this many pytest-xdist workers for ``-n auto`` (pyproject.toml): each holds its own TensorFlow."""
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: one worker per CPU this process may use, at most `MAX_WORKERS`."""
+    return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, MAX_WORKERS))
+
+
 TINY_DEMO = DemoConfig(train_subjects=1, val_subjects=2, test_subjects=2, slices=3, image_size=32, coils=4)
 
 

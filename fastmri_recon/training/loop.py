@@ -46,7 +46,7 @@ import tensorflow as tf
 from fastmri_recon.errors import ConfigError, DataError, DivergenceError
 from fastmri_recon.files import remove_temporaries, save_weights, write_text
 from fastmri_recon.evaluate.metrics import tf_example_psnr_ssim
-from fastmri_recon.training.strategy import is_chief
+from fastmri_recon.training.strategy import cpu_kernels_warning, is_chief
 
 METRICS_CSV = "metrics.csv"
 LOSS_FILE = "epoch_loss.json"
@@ -84,6 +84,43 @@ def per_example_loss(loss, target, prediction):
     """A Keras loss (built with ``reduction=None``) averaged per example: float32 ``(batch,)``."""
     values = loss(target, prediction)
     return tf.reduce_mean(tf.reshape(values, [tf.shape(target)[0], -1]), axis=1)
+
+
+def make_train_step(strategy, model, optimizer, loss, global_batch_size):
+    """The loop's training step, compiled once per input signature (``tf.function``, ``reduce_retracing``).
+
+    One call takes the next batch of a distributed iterator, runs on every replica the forward pass
+    (``training=True``), the loss (`per_example_loss` of the float32 prediction, averaged with
+    ``tf.nn.compute_average_loss`` over ``global_batch_size``), its gradient and the optimizer's
+    update, and returns the loss summed over the replicas. On CPU its speed depends on the kernels
+    TensorFlow was imported with (`strategy.onednn_enabled`).
+
+    Args:
+        strategy: the ``tf.distribute.Strategy`` the model and the optimizer were created under.
+        model: a Keras model or layer, built, called as ``model(inputs, training=True)``.
+        optimizer: a Keras 3 optimizer, built on ``model.trainable_variables``.
+        loss: a Keras loss with ``reduction=None``.
+        global_batch_size: examples per step over all replicas.
+
+    Returns:
+        ``step(iterator) -> float32 ()``, where ``iterator`` gives ``(inputs, target)`` per-replica batches
+        (an iterator of ``strategy.distribute_datasets_from_function``).
+    """
+
+    def replica_step(inputs, target):
+        with tf.GradientTape() as tape:
+            prediction = model(inputs, training=True)
+            values = per_example_loss(loss, target, tf.cast(prediction, tf.float32))
+            average = tf.nn.compute_average_loss(values, global_batch_size=global_batch_size)
+        gradients = tape.gradient(average, model.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        return average
+
+    def step(iterator):
+        losses = strategy.run(replica_step, args=next(iterator))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+
+    return tf.function(step, reduce_retracing=True)
 
 
 class _StopRequest:
@@ -180,7 +217,10 @@ class Trainer:
             directory = self.output_dir / f".worker-{self.strategy.cluster_resolver.task_id}"
         self.manager = tf.train.CheckpointManager(checkpoint, str(directory), max_to_keep=2)
         self._restore(checkpoint)
-        self._train_step = tf.function(self._train_step_fn, reduce_retracing=True)
+        self._train_step = make_train_step(self.strategy, self.model, self.optimizer, self.loss, self.config.global_batch_size)
+        warning = cpu_kernels_warning() if self.chief else None
+        if warning is not None:
+            print(warning, file=sys.stderr)
         self._val_step = tf.function(self._val_step_fn, reduce_retracing=True)
         self._built = True
 
@@ -200,19 +240,6 @@ class Trainer:
                 print(f"warning: {path}: corrupt checkpoint, not used ({reason})", file=sys.stderr)
         if candidates:
             raise DataError(f"{self.manager.directory}: every checkpoint is corrupt; remove the folder to train the run from the start")
-
-    def _train_step_fn(self, iterator):
-        def step(inputs, target):
-            with tf.GradientTape() as tape:
-                prediction = self.model(inputs, training=True)
-                values = per_example_loss(self.loss, target, tf.cast(prediction, tf.float32))
-                loss = tf.nn.compute_average_loss(values, global_batch_size=self.config.global_batch_size)
-            gradients = tape.gradient(loss, self.model.trainable_variables)
-            self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))
-            return loss
-
-        losses = self.strategy.run(step, args=next(iterator))
-        return self.strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
 
     def _val_step_fn(self, inputs, target):
         def step(inputs, target):

@@ -7,14 +7,24 @@ from ``SlurmClusterResolver`` (it expands the node list with ``scontrol show hos
 from ``TF_CONFIG``. Keras' ``model.fit`` does not work under ``MultiWorkerMirroredStrategy``
 (keras-team/keras#20585): the package trains with its own loop (`training.loop`), which works under
 every strategy.
+
+On CPU, TensorFlow runs its convolutions and their gradients with oneDNN's kernels only when
+``TF_ENABLE_ONEDNN_OPTS`` says so when TensorFlow is imported, or, unset, on Linux CPUs with AVX-512
+VNNI / BF16, AVX-VNNI or AMX; elsewhere (AVX2 CPUs such as this project's AMD EPYC machine) it uses its
+Eigen kernels, which made the main job's training steps up to 2.3x slower (BENCHMARKS.md). Importing
+``fastmri_recon`` before TensorFlow sets the variable to ``1`` unless it is set; `onednn_enabled` says
+which kernels this process has, `cpu_kernels_warning` what to do when TensorFlow came first.
 """
 
 import json
 import os
+import platform
 import shutil
+import sys
 
 import tensorflow as tf
 
+from fastmri_recon import ONEDNN_VARIABLE
 from fastmri_recon.errors import ConfigError
 
 STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker")
@@ -122,3 +132,34 @@ def describe(strategy, kind):
         "cluster": cluster,
         "task": {"type": resolver.task_type, "id": resolver.task_id} if cluster else None,
     }
+
+
+def onednn_enabled():
+    """Whether this process runs TensorFlow's oneDNN CPU kernels (fixed when TensorFlow was imported).
+
+    Returns:
+        bool, or None when this TensorFlow build does not tell (its internal ``IsMklEnabled`` is missing).
+    """
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:
+        return None
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
+def cpu_kernels_warning():
+    """A one-line warning when this process trains on an x86-64 Linux CPU (where TensorFlow's wheels
+    hold oneDNN) without oneDNN's kernels although ``TF_ENABLE_ONEDNN_OPTS`` did not turn them off
+    (``0`` / ``false``): TensorFlow was imported before ``fastmri_recon`` with the variable unset. Else None.
+
+    Returns:
+        str or None.
+    """
+    turned_off = os.environ.get(ONEDNN_VARIABLE, "").strip().lower() in ("0", "false")
+    x86_linux = sys.platform.startswith("linux") and platform.machine() in ("x86_64", "AMD64")
+    if turned_off or not x86_linux or tf.config.list_logical_devices("GPU") or onednn_enabled() is not False:
+        return None
+    return (
+        "warning: TensorFlow uses its Eigen CPU kernels here, not oneDNN's: training steps are up to 2.3x slower; "
+        f"import fastmri_recon before tensorflow or set {ONEDNN_VARIABLE}=1 ({ONEDNN_VARIABLE}=0 silences this)"
+    )

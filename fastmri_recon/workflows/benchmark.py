@@ -66,8 +66,8 @@ def benchmark_tables(budget):
     small = budget == "tiny"
     paper = budget == "paper"
 
-    def steps(default):
-        return 2 if small else (20 * default if paper else default)
+    def steps(default, paper_steps):
+        return 2 if small else (paper_steps if paper else default)
 
     def config(reduced, tiny, complex_network=True):
         if paper:
@@ -75,19 +75,19 @@ def benchmark_tables(budget):
         return {**(tiny if small else reduced), **({"phase_normalization": True} if complex_network else {})}
 
     single = (
-        LearnedEntry("unet", config({"filters": [16, 32, 64]}, {"filters": [4, 8]}, complex_network=False), steps(1000)),
-        LearnedEntry("kiki-net", config({"n_convs": 4, "n_filters": 16}, {"n_convs": 2, "n_filters": 4}), steps(800)),
-        LearnedEntry("cascade-net", config({"n_cascades": 5, "n_convs": 3, "n_filters": 16}, {"n_cascades": 2, "n_convs": 2, "n_filters": 4}), steps(800)),
-        LearnedEntry("pdnet", config({"n_iter": 5, "n_filters": 16}, {"n_iter": 2, "n_filters": 4}), steps(800)),
+        LearnedEntry("unet", config({"filters": [16, 32, 64]}, {"filters": [4, 8]}, complex_network=False), steps(1000, 20000)),
+        LearnedEntry("kiki-net", config({"n_convs": 4, "n_filters": 16}, {"n_convs": 2, "n_filters": 4}), steps(600, 16000)),
+        LearnedEntry("cascade-net", config({"n_cascades": 5, "n_convs": 3, "n_filters": 16}, {"n_cascades": 2, "n_convs": 2, "n_filters": 4}), steps(600, 16000)),
+        LearnedEntry("pdnet", config({"n_iter": 5, "n_filters": 16}, {"n_iter": 2, "n_filters": 4}), steps(500, 16000)),
     )
     multi = (
-        LearnedEntry("xpdnet", config({"n_iter": 4, "image_net_size": "small"}, {"n_iter": 1, "image_net_size": "small"}), steps(400)),
+        LearnedEntry("xpdnet", config({"n_iter": 4, "image_net_size": "small"}, {"n_iter": 1, "image_net_size": "small"}), steps(250, 8000)),
         # fastMRI trains VarNet at 3e-4 for days; its regularisers start far from the data, and in a
         # 400-step budget only a larger rate brings it back (3e-4: 20.1 dB at x4, 1e-3: 21.9, 3e-3: 23.8)
         LearnedEntry(
             "e2e-varnet",
             config({"n_cascades": 4, "chans": 8, "sens_chans": 4}, {"n_cascades": 1, "chans": 4, "sens_chans": 2, "pools": 2, "sens_pools": 2}),
-            steps(400),
+            steps(400, 8000),
             learning_rate=3e-4 if paper else 3e-3,
         ),
     )
