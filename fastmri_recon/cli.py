@@ -49,17 +49,15 @@ def compression_options(command):
 
 def _compression(virtual_coils, method):
     """The `SliceCompression` of the options, or None."""
-    from fastmri_recon.data.coil_compression import SliceCompression
+    from fastmri_recon.data.coil_compression import slice_compression
 
-    return None if virtual_coils is None else SliceCompression(virtual_coils, method)
+    return slice_compression(virtual_coils, method)
 
 
 def _trained_compression(training):
     """The coil compression a training configuration (``TrainConfig.to_json()``, or None) records, or None."""
     training = training or {}
-    if training.get("virtual_coils") is None:
-        return None
-    return _compression(training["virtual_coils"], training.get("coil_compression") or "svd")
+    return _compression(training.get("virtual_coils"), training.get("coil_compression"))
 
 
 def import_tensorflow_quietly():

@@ -149,3 +149,12 @@ class SliceCompression:
     def describe(self):
         """A short text for tables, e.g. ``"4 virtual coils (svd)"``."""
         return f"{self.coils} virtual coils ({self.method})"
+
+
+def slice_compression(virtual_coils, method="svd"):
+    """The `SliceCompression` to ``virtual_coils`` with ``method`` (``None``: ``"svd"``), or None without ``virtual_coils``.
+
+    Raises:
+        ConfigError: as `SliceCompression`.
+    """
+    return None if virtual_coils is None else SliceCompression(virtual_coils, method or "svd")

@@ -25,7 +25,7 @@ from fastmri_recon.data.datasets.nc_config import (
     NonCartesianConfig,
     Volume3DConfig,
 )
-from fastmri_recon.data.coil_compression import SliceCompression
+from fastmri_recon.data.coil_compression import SliceCompression, slice_compression
 from fastmri_recon.data.trajectories import LEARNED_TRAJECTORIES
 from fastmri_recon.errors import ConfigError, quote
 from fastmri_recon.models.registry import get_entry
@@ -167,7 +167,7 @@ class TrainConfig:
 
     def compression(self):
         """The `SliceCompression` of ``virtual_coils`` / ``coil_compression``, or None."""
-        return None if self.virtual_coils is None else SliceCompression(self.virtual_coils, self.coil_compression)
+        return slice_compression(self.virtual_coils, self.coil_compression)
 
     @property
     def volumetric(self):

@@ -34,6 +34,7 @@ from fastmri_recon.training.rundir import (
     RunDirectory,
     acquisition,
     build_model,
+    evaluation_sampler,
     is_learned,
     output_shape,
     split_source,
@@ -79,8 +80,7 @@ def volume_metrics(config):
     """
     if config.volumetric or config.validation_steps is not None:
         return None
-    data = acquisition(config, config.seed)
-    sampler = data.mask_sampler() if config.acquisition == "cartesian" else data
+    sampler = evaluation_sampler(config)
     source = split_source(config, "val")
 
     def metrics(model):

@@ -171,6 +171,12 @@ def acquisition(config, seed):
     return NonCartesianAcquisition(pipeline, config.density_compensation, learned=is_learned(config))
 
 
+def evaluation_sampler(config):
+    """What evaluating the run samples by default: its `MaskSampler` (Cartesian) or its `NonCartesianAcquisition`."""
+    data = acquisition(config, config.seed)
+    return data.mask_sampler() if config.acquisition == "cartesian" else data
+
+
 def _write_json(path, content):
     write_text(path, json.dumps(content, indent=2) + "\n")
 
@@ -304,9 +310,8 @@ class RunDirectory:
         return self.config.compression()
 
     def acquisition(self):
-        """What evaluating the run samples by default: its `MaskSampler` (Cartesian) or its `NonCartesianAcquisition`."""
-        data = acquisition(self.config, self.config.seed)
-        return data.mask_sampler() if self.config.acquisition == "cartesian" else data
+        """What evaluating the run samples by default (`evaluation_sampler`)."""
+        return evaluation_sampler(self.config)
 
     def model_config(self):
         """The model's constructor configuration: the run's ``model_config`` with ``crop_size`` and, non-Cartesian, ``image_shape``."""

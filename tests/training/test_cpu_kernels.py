@@ -33,19 +33,11 @@ x86_linux = sys.platform.startswith("linux") and platform.machine() in ("x86_64"
 
 @pytest.mark.slow
 @pytest.mark.skipif(not x86_linux, reason="TensorFlow's wheels hold oneDNN on x86-64 Linux")
-def test_importing_the_package_first_turns_onednn_on():
-    report = probe("import fastmri_recon")
-    assert report["variable"] == "1"
-    assert report["onednn"] is True
-    assert report["warning"] is None
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not x86_linux, reason="TensorFlow's wheels hold oneDNN on x86-64 Linux")
-def test_an_explicit_zero_keeps_the_eigen_kernels_without_a_warning():
-    report = probe("import fastmri_recon", variable="0")
-    assert report["variable"] == "0"
-    assert report["onednn"] is False
+@pytest.mark.parametrize("variable, expected, onednn", [(None, "1", True), ("0", "0", False)], ids=["unset-turned-on", "explicit-zero-kept"])
+def test_importing_the_package_first_sets_the_kernels_without_a_warning(variable, expected, onednn):
+    report = probe("import fastmri_recon", variable=variable)
+    assert report["variable"] == expected
+    assert report["onednn"] is onednn
     assert report["warning"] is None
 
 

@@ -13,7 +13,7 @@ import math
 import numbers
 import os
 
-from fastmri_recon.data.coil_compression import SliceCompression
+from fastmri_recon.data.coil_compression import slice_compression
 from fastmri_recon.data.masks import MASK_KINDS, MaskSampler, default_center_fraction
 from fastmri_recon.errors import ConfigError
 
@@ -43,11 +43,6 @@ def _check_compression(config):
     """Check ``virtual_coils`` / ``coil_compression`` (through `SliceCompression`) when coils are compressed."""
     if config.virtual_coils is not None:
         config.compression()
-
-
-def _slice_compression(config):
-    """The `SliceCompression` of ``virtual_coils`` / ``coil_compression``, or None."""
-    return None if config.virtual_coils is None else SliceCompression(config.virtual_coils, config.coil_compression)
 
 
 def check_common(config):
@@ -234,7 +229,7 @@ class MulticoilConfig(SinglecoilConfig):
 
     def compression(self):
         """The `SliceCompression` applied to every slice, or None."""
-        return _slice_compression(self)
+        return slice_compression(self.virtual_coils, self.coil_compression)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -273,4 +268,4 @@ class InferenceConfig:
 
     def compression(self):
         """The `SliceCompression` applied to every slice, or None."""
-        return _slice_compression(self)
+        return slice_compression(self.virtual_coils, self.coil_compression)
