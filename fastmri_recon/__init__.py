@@ -6,8 +6,9 @@ imported on first use, so that ``import fastmri_recon`` stays light (no TensorFl
 Importing the package before TensorFlow turns on TensorFlow's oneDNN CPU kernels
 (``TF_ENABLE_ONEDNN_OPTS=1``) unless the variable is already set: TensorFlow enables them by itself
 only on CPUs with AVX-512 VNNI / BF16, AVX-VNNI or AMX, and without them the main job's training
-steps on an AVX2 CPU were 1.2x (U-net) to 2.3x (Cascade-net) slower (BENCHMARKS.md). ``TF_ENABLE_ONEDNN_OPTS=0`` keeps the
-Eigen kernels; `fastmri_recon.training.strategy.cpu_kernels_warning` says when they run.
+steps on an AVX2 CPU were 1.15x (U-net) to 2.3x (Cascade-net) slower (BENCHMARKS.md).
+``TF_ENABLE_ONEDNN_OPTS=0`` keeps the Eigen kernels; `fastmri_recon.training.strategy.cpu_kernels_warning`
+says when they run.
 """
 
 import os

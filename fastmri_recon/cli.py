@@ -57,7 +57,7 @@ def _compression(virtual_coils, method):
 def _trained_compression(training):
     """The coil compression a training configuration (``TrainConfig.to_json()``, or None) records, or None."""
     training = training or {}
-    return _compression(training.get("virtual_coils"), training.get("coil_compression"))
+    return _compression(training.get("virtual_coils"), training.get("coil_compression") or "svd")
 
 
 def import_tensorflow_quietly():

@@ -17,7 +17,8 @@ MAX_WORKERS = 4
 
 def pytest_xdist_auto_num_workers(config):
     """``-n auto``: one worker per CPU this process may use, at most `MAX_WORKERS`."""
-    return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, MAX_WORKERS))
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(usable, MAX_WORKERS)
 
 
 TINY_DEMO = DemoConfig(train_subjects=1, val_subjects=2, test_subjects=2, slices=3, image_size=32, coils=4)

@@ -76,7 +76,11 @@ def main(rounds, steps, names, worker, data_dir, runs_dir):
         return train_worker(worker, steps, data_dir, runs_dir)
     from fastmri_recon.data.demo import build_demo_dataset
 
-    names = names or tuple(networks())
+    known = tuple(networks())
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise click.BadParameter(f"{', '.join(unknown)}: expected networks of the main job ({', '.join(known)})", param_hint="--network")
+    names = names or known
     times = {(name, kernels): [] for name in names for kernels in KERNELS}
     with tempfile.TemporaryDirectory() as scratch:
         data = Path(scratch) / "demo"

@@ -152,9 +152,9 @@ class SliceCompression:
 
 
 def slice_compression(virtual_coils, method="svd"):
-    """The `SliceCompression` to ``virtual_coils`` with ``method`` (``None``: ``"svd"``), or None without ``virtual_coils``.
+    """The `SliceCompression` to ``virtual_coils`` with ``method``, or None without ``virtual_coils``.
 
     Raises:
-        ConfigError: as `SliceCompression`.
+        ConfigError: as `SliceCompression` (a ``method`` that is not one of `METHODS`, None included).
     """
-    return None if virtual_coils is None else SliceCompression(virtual_coils, method or "svd")
+    return None if virtual_coils is None else SliceCompression(virtual_coils, method)

@@ -83,7 +83,8 @@ def benchmark_tables(budget):
     multi = (
         LearnedEntry("xpdnet", config({"n_iter": 4, "image_net_size": "small"}, {"n_iter": 1, "image_net_size": "small"}), steps(400, 8000)),
         # fastMRI trains VarNet at 3e-4 for days; its regularisers start far from the data, and in a
-        # 400-step budget only a larger rate brings it back (3e-4: 20.1 dB at x4, 1e-3: 21.9, 3e-3: 23.8)
+        # 400-step budget only a larger rate brings it back (3e-4: 20.1 dB at x4, 1e-3: 21.9, 3e-3: 23.8 on the
+        # CPU of 2026-11-25; 3e-3: 23.26 with oneDNN on the AMD EPYC of 2026-12-02)
         LearnedEntry(
             "e2e-varnet",
             config({"n_cascades": 4, "chans": 8, "sens_chans": 4}, {"n_cascades": 1, "chans": 4, "sens_chans": 2, "pools": 2, "sens_pools": 2}),
