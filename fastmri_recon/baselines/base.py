@@ -68,8 +68,8 @@ class SliceBaseline(Baseline):
         return np.stack(images).astype(np.float32)
 
     def call(self, inputs):
-        kspace, mask, smaps = self.parse_inputs(inputs)
-        args = [kspace, mask] + ([smaps] if smaps is not None else [])
+        kspace, encoding = self.parse_inputs(inputs)
+        args = [kspace, encoding.mask] + ([encoding.smaps] if encoding.multicoil else [])
         images = tf.numpy_function(self._reconstruct_batch, args, tf.float32, stateful=False)
         images.set_shape([kspace.shape[0], kspace.shape[-2], kspace.shape[-1]])
         return self.output_image(images)

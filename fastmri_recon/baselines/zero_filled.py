@@ -28,6 +28,6 @@ class ZeroFilled(Baseline):
     """
 
     def call(self, inputs):
-        kspace, _, _ = self.parse_inputs(inputs)
+        kspace, _ = self.parse_inputs(inputs)
         image = ifft2c(kspace)
         return self.output_image(rss(image) if kspace.shape.rank == 4 else tf.abs(image))

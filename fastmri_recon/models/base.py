@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from fastmri_recon.errors import DataError
 from fastmri_recon.ops.crop import center_crop
-from fastmri_recon.ops.encoding import adjoint_op
+from fastmri_recon.ops.encoding import CartesianEncoding
 from fastmri_recon.ops.masking import apply_mask
 
 
@@ -81,9 +81,11 @@ class ReconstructionModel(keras.Model):
                 smaps complex64 ``(batch, coils, H, W)``.
 
         Returns:
-            ``(measured, mask, smaps)``: the masked k-space (complex64, kspace's shape; without its
-            global phase with ``phase_normalization``), the mask (float32) and the maps (None for
-            single-coil data).
+            ``(measured, encoding)``: the masked k-space (complex64, kspace's shape; without its
+            global phase with ``phase_normalization``) and the batch's `ops.encoding.CartesianEncoding`
+            (its ``mask`` float32, its ``smaps`` the maps or None for single-coil data and for
+            multi-coil data to a network that needs no maps): the protocol the non-Cartesian models'
+            `models.nc_base.NonCartesianModel.parse_inputs` follows.
 
         Raises:
             DataError: for k-space of another rank or dtype, single-coil k-space to a multi-coil
@@ -108,11 +110,11 @@ class ReconstructionModel(keras.Model):
             raise DataError(
                 f"{name}: multi-coil k-space needs coil sensitivity maps: call it with (kspace, mask, smaps)"
             )
-        mask = tf.cast(mask, tf.float32)
-        measured = apply_mask(kspace, mask)
+        encoding = CartesianEncoding(tf.cast(mask, tf.float32), smaps)
+        measured = apply_mask(kspace, encoding.mask)
         if self.phase_normalization:
-            measured = remove_global_phase(measured, adjoint_op(measured, smaps=smaps))
-        return measured, mask, smaps
+            measured = remove_global_phase(measured, encoding.unmasked.adjoint(measured))
+        return measured, encoding
 
     def output_image(self, image):
         """Magnitude of a complex image (or a magnitude image), as float32, center-cropped.

@@ -11,7 +11,6 @@ import keras
 from fastmri_recon.models.base import ReconstructionModel
 from fastmri_recon.models.layers.conv import ComplexConvStack
 from fastmri_recon.models.layers.data_consistency import DataConsistency
-from fastmri_recon.ops.encoding import adjoint_op, forward_op
 
 
 @keras.saving.register_keras_serializable(package="fastmri_recon")
@@ -61,12 +60,13 @@ class CascadeNet(ReconstructionModel):
             dc.build(input_shape)
 
     def call(self, inputs):
-        measured, mask, smaps = self.parse_inputs(inputs)
-        image = adjoint_op(measured, smaps=smaps)
+        measured, encoding = self.parse_inputs(inputs)
+        full = encoding.unmasked
+        image = full.adjoint(measured)
         for cnn, dc in zip(self.cnns, self.dcs):
             image = image + cnn(image[..., None])[..., 0]
-            kspace = dc((forward_op(image, smaps=smaps), measured, mask))
-            image = adjoint_op(kspace, smaps=smaps)
+            kspace = dc((full.forward(image), measured, encoding.mask))
+            image = full.adjoint(kspace)
         return self.output_image(image)
 
     def get_config(self):

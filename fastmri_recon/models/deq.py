@@ -31,8 +31,9 @@ from fastmri_recon.implicit.deq import DEQ
 from fastmri_recon.models.base import ReconstructionModel
 from fastmri_recon.models.layers.denoisers import build_denoiser
 from fastmri_recon.models.layers.multiscale import ComplexDenoiser
+from fastmri_recon.models.unrolled import copies, cross_domain_step, residual_dual
 from fastmri_recon.models.xpdnet import frozen_params
-from fastmri_recon.ops.encoding import adjoint_op, forward_op
+from fastmri_recon.ops.encoding import CartesianEncoding
 
 
 @keras.saving.register_keras_serializable(package="fastmri_recon")
@@ -64,10 +65,13 @@ class PrimalIteration(keras.layers.Layer):
 
     def call(self, z, x):
         image, measured, mask = x[:3]
-        smaps = x[3] if len(x) > 3 else None
-        gradient = adjoint_op(forward_op(z[..., 0], mask, smaps) - measured, mask, smaps)
-        update = self.denoiser(tf.concat([image[..., None], z, gradient[..., None]], axis=-1))
-        return image[..., None] + update
+        encoding = CartesianEncoding(mask, x[3] if len(x) > 3 else None)
+
+        def anchored_update(primal, gradient):
+            update = self.denoiser(tf.concat([image[..., None], primal, gradient[..., None]], axis=-1))
+            return image[..., None] + update
+
+        return cross_domain_step(z, None, measured, encoding, anchored_update, residual_dual)[0]
 
     def get_config(self):
         return {**super().get_config(), "denoiser": keras.saving.serialize_keras_object(self.denoiser)}
@@ -150,10 +154,10 @@ class DEQXPDNet(ReconstructionModel):
         self.deq.built = True
 
     def call(self, inputs):
-        measured, mask, smaps = self.parse_inputs(inputs)
-        image = adjoint_op(measured, mask, smaps)
-        data = (image, measured, mask) if smaps is None else (image, measured, mask, smaps)
-        primal = self.deq(data, z0=tf.tile(image[..., None], [1, 1, 1, self.n_primal]))
+        measured, encoding = self.parse_inputs(inputs)
+        image = encoding.adjoint(measured)
+        data = (image, measured, encoding.mask) + ((encoding.smaps,) if encoding.multicoil else ())
+        primal = self.deq(data, z0=copies(image, self.n_primal))
         return self.output_image(primal[..., 0])
 
     def get_config(self):

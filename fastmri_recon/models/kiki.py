@@ -17,7 +17,6 @@ import keras
 from fastmri_recon.models.base import ReconstructionModel
 from fastmri_recon.models.layers.conv import ComplexConvStack
 from fastmri_recon.models.layers.data_consistency import DataConsistency
-from fastmri_recon.ops.encoding import adjoint_op, forward_op
 
 
 @keras.saving.register_keras_serializable(package="fastmri_recon")
@@ -80,16 +79,17 @@ class KIKINet(ReconstructionModel):
             dc.build(input_shape)
 
     def call(self, inputs):
-        measured, mask, smaps = self.parse_inputs(inputs)
+        measured, encoding = self.parse_inputs(inputs)
+        full = encoding.unmasked
         kspace = measured
         for i, (knet, inet, dc) in enumerate(zip(self.knets, self.inets, self.dcs)):
             kspace = knet(kspace[..., None])[..., 0]
-            image = adjoint_op(kspace, smaps=smaps)
+            image = full.adjoint(kspace)
             image = image + inet(image[..., None])[..., 0]
             if i == self.n_iter - 1 and not self.final_data_consistency:
                 return self.output_image(image)
-            kspace = dc((forward_op(image, smaps=smaps), measured, mask))
-        return self.output_image(adjoint_op(kspace, smaps=smaps))
+            kspace = dc((full.forward(image), measured, encoding.mask))
+        return self.output_image(full.adjoint(kspace))
 
     def get_config(self):
         return {

@@ -35,12 +35,13 @@ NUFFT, normalised by the 2x-oversampled grid: its operators are those of a grid 
 """
 
 import keras
-import tensorflow as tf
 
 from fastmri_recon.errors import ConfigError
 from fastmri_recon.models.layers.coils import build_smaps_refiner, refine_smaps
 from fastmri_recon.models.layers.conv import ComplexConvStack
 from fastmri_recon.models.nc_base import DEFAULT_IMAGE_SHAPE, DEFAULT_NUFFT_EPS, NonCartesianModel
+from fastmri_recon.models.unrolled import copies, primal_update, residual_dual, unroll
+from fastmri_recon.ops.encoding import ScaledEncoding
 
 
 @keras.saving.register_keras_serializable(package="fastmri_recon")
@@ -119,13 +120,11 @@ class NCPDNet(NonCartesianModel):
 
     def call(self, inputs):
         measured, encoding = self.parse_inputs(inputs)
-        scale = tf.constant(self.operator_scale, tf.complex64)
-        image = scale * encoding.adjoint(measured)
-        primal = tf.tile(image[..., None], [1] * (self.ndim + 1) + [self.n_primal])
-        for cnn in self.primal_cnns:
-            residual = scale * encoding.forward(primal[..., 0]) - measured
-            gradient = scale * encoding.adjoint(residual)
-            primal = primal + cnn(tf.concat([primal, gradient[..., None]], axis=-1))
+        if self.operator_scale != 1.0:
+            encoding = ScaledEncoding(encoding, self.operator_scale)
+        primal = copies(encoding.adjoint(measured), self.n_primal)
+        steps = [(primal_update(cnn), residual_dual) for cnn in self.primal_cnns]
+        primal, _ = unroll(primal, None, measured, encoding, steps)
         return self.output_image(primal[..., 0])
 
     def get_config(self):

@@ -20,14 +20,18 @@ import tensorflow as tf
 from fastmri_recon.errors import ConfigError
 from fastmri_recon.models.base import ReconstructionModel
 from fastmri_recon.models.layers.conv import ComplexConvStack
-from fastmri_recon.ops.encoding import adjoint_op, forward_op
+from fastmri_recon.models.unrolled import copies, primal_update, unroll
 
 BUFFER_INITS = ("adjoint", "zeros")
 
 
-def copies(tensor, channels):
-    """``channels`` copies of ``tensor`` stacked on a new last axis: ``tensor.shape + (channels,)``."""
-    return tf.repeat(tensor[..., None], channels, axis=-1)
+def dual_update(cnn):
+    """PD-net's dual step ``d <- d + cnn([d, A x, y])`` (see `models.unrolled`)."""
+
+    def step(dual, evaluated, measured):
+        return dual + cnn(tf.concat([dual, evaluated[..., None], measured[..., None]], -1))
+
+    return step
 
 
 @keras.saving.register_keras_serializable(package="fastmri_recon")
@@ -88,17 +92,13 @@ class PDNet(ReconstructionModel):
             dual_cnn.build((None, None, None, self.n_dual + 2))
 
     def call(self, inputs):
-        measured, mask, smaps = self.parse_inputs(inputs)
-        primal = copies(adjoint_op(measured, mask, smaps), self.n_primal)
+        measured, encoding = self.parse_inputs(inputs)
+        primal = copies(encoding.adjoint(measured), self.n_primal)
         dual = copies(measured, self.n_dual)
         if self.buffer_init == "zeros":
             primal, dual = tf.zeros_like(primal), tf.zeros_like(dual)
-        evaluated_channel = min(1, self.n_primal - 1)
-        for primal_cnn, dual_cnn in zip(self.primal_cnns, self.dual_cnns):
-            evaluated = forward_op(primal[..., evaluated_channel], mask, smaps)
-            dual = dual + dual_cnn(tf.concat([dual, evaluated[..., None], measured[..., None]], -1))
-            back = adjoint_op(dual[..., 0], mask, smaps)
-            primal = primal + primal_cnn(tf.concat([primal, back[..., None]], -1))
+        steps = [(primal_update(p), dual_update(d)) for p, d in zip(self.primal_cnns, self.dual_cnns)]
+        primal, _ = unroll(primal, dual, measured, encoding, steps, evaluated_channel=min(1, self.n_primal - 1))
         return self.output_image(primal[..., 0])
 
     def get_config(self):

@@ -161,7 +161,7 @@ class UNetPostProcessing(AdjointUNet, ReconstructionModel):
 
     def network_input(self, inputs):
         """The cropped magnitude of the zero-filled image: float32 ``(batch, h, w, 1)``."""
-        measured, _, _ = self.parse_inputs(inputs)
+        measured, _ = self.parse_inputs(inputs)
         zero_filled = ifft2c(measured)
         magnitude = rss(zero_filled) if measured.shape.rank == 4 else tf.abs(zero_filled)
         return self.output_image(magnitude)[..., None]

@@ -26,7 +26,7 @@ from fastmri_recon.models.layers.coils import apply_per_coil, low_frequency_mask
 from fastmri_recon.models.layers.data_consistency import DataConsistency
 from fastmri_recon.models.layers.multiscale import ComplexDenoiser
 from fastmri_recon.models.layers.unet import UNet
-from fastmri_recon.ops.encoding import adjoint_op, forward_op
+from fastmri_recon.ops.encoding import CartesianEncoding
 from fastmri_recon.ops.fourier import ifft2c
 from fastmri_recon.ops.masking import apply_mask
 
@@ -99,12 +99,13 @@ class E2EVarNet(ReconstructionModel):
         return normalize_by_rss(apply_per_coil(self.sens_net, images))
 
     def call(self, inputs):
-        measured, mask, _ = self.parse_inputs(inputs)
-        smaps = self.estimate_smaps(measured, mask)
+        measured, encoding = self.parse_inputs(inputs)
+        mask = encoding.mask
+        full = CartesianEncoding(None, self.estimate_smaps(measured, mask))
         kspace = measured
         for regularizer, dc in zip(self.regularizers, self.dcs):
-            image = adjoint_op(kspace, smaps=smaps)
-            regularization = forward_op(regularizer(image[..., None])[..., 0], smaps=smaps)
+            image = full.adjoint(kspace)
+            regularization = full.forward(regularizer(image[..., None])[..., 0])
             kspace = dc((kspace, measured, mask)) - regularization
         return self.output_image(rss(ifft2c(kspace)))
 

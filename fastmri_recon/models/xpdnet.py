@@ -31,14 +31,14 @@ output convolution, with the big map refiner (4 levels of 8-64 filters and a lea
 """
 
 import keras
-import tensorflow as tf
 
 from fastmri_recon.models.base import ReconstructionModel
 from fastmri_recon.models.layers.coils import build_smaps_refiner, refine_smaps
 from fastmri_recon.models.layers.conv import ComplexConvStack
 from fastmri_recon.models.layers.denoisers import build_denoiser
 from fastmri_recon.models.layers.multiscale import ComplexDenoiser
-from fastmri_recon.ops.encoding import adjoint_op, forward_op
+from fastmri_recon.models.unrolled import copies, corrected_residual_dual, primal_update, residual_dual, unroll
+from fastmri_recon.ops.encoding import CartesianEncoding
 
 KSPACE_NET_DEFAULTS = dict(n_convs=2, n_filters=32, activation="relu")
 
@@ -131,19 +131,13 @@ class XPDNet(ReconstructionModel):
             self.smaps_refiner.build((None, None, None, 1))
 
     def call(self, inputs):
-        measured, mask, smaps = self.parse_inputs(inputs)
-        if smaps is not None and self.refine_smaps:
-            smaps = refine_smaps(self.smaps_refiner, smaps)
-        image = adjoint_op(measured, mask, smaps)
-        primal = tf.tile(image[..., None], [1, 1, 1, self.n_primal])
-        for i, image_net in enumerate(self.image_nets):
-            evaluated = forward_op(primal[..., 0], mask, smaps)
-            residual = evaluated - measured
-            if self.kspace_nets:
-                correction = self.kspace_nets[i](tf.stack([residual, evaluated, measured], axis=-1))
-                residual = residual + correction[..., 0]
-            gradient = adjoint_op(residual, mask, smaps)
-            primal = image_net(tf.concat([primal, gradient[..., None]], axis=-1))
+        measured, encoding = self.parse_inputs(inputs)
+        if encoding.multicoil and self.refine_smaps:
+            encoding = CartesianEncoding(encoding.mask, refine_smaps(self.smaps_refiner, encoding.smaps))
+        primal = copies(encoding.adjoint(measured), self.n_primal)
+        dual_steps = [corrected_residual_dual(net) for net in self.kspace_nets] or [residual_dual] * self.n_iter
+        steps = [(primal_update(net, residual=False), dual) for net, dual in zip(self.image_nets, dual_steps)]
+        primal, _ = unroll(primal, None, measured, encoding, steps)
         return self.output_image(primal[..., 0])
 
     def get_config(self):

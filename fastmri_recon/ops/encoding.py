@@ -1,7 +1,7 @@
 """The MRI forward operator ``A`` and its adjoint ``A^H``, Cartesian and non-Cartesian.
 
-Cartesian: ``A = M F S`` and ``A^H = S^H F^H M`` (`forward_op`, `adjoint_op`, `ForwardOperator`,
-`AdjointOperator`). ``F`` is the centered orthonormal 2D FFT (`fourier.fft2c`), ``M`` the column
+Cartesian: ``A = M F S`` and ``A^H = S^H F^H M`` (`forward_op`, `adjoint_op`, `CartesianEncoding`,
+`ForwardOperator`, `AdjointOperator`). ``F`` is the centered orthonormal 2D FFT (`fourier.fft2c`), ``M`` the column
 sampling mask (`masking.apply_mask`) and ``S`` the coil sensitivities: the identity for single-coil
 data, the pointwise product with each coil's map for multi-coil data (``S^H`` multiplies by the
 conjugate maps and sums over coils). With ``mask=None`` the operators are the fully-sampled ``F S``
@@ -21,6 +21,11 @@ images ``(batch, *N)`` complex64 with ``N`` ``(H, W)`` or ``(D, H, W)``; single-
 ``(ndim, M)`` shared by the batch); densities float32 ``(batch, M)`` (or ``(M,)``). One NUFFT plan
 serves the forward and adjoint operators of a batch (`NonCartesianEncoding`), so an unrolled
 network builds the interpolation matrix once per call.
+
+One protocol: `CartesianEncoding` and `NonCartesianEncoding` (and `ops.off_resonance.OffResonanceEncoding`,
+`ScaledEncoding`) are built once per batch from its sampling and maps and offer ``forward(image)``,
+``adjoint(kspace)``, ``normal(image)`` and ``multicoil``; the models receive the measured data and
+one of them.
 
 The functions work eagerly, inside ``tf.function`` and are differentiable (with respect to the
 image / k-space); the Keras layers wrap them for functional models (the Cartesian mask argument is
@@ -70,6 +75,77 @@ def adjoint_op(kspace, mask=None, smaps=None):
     if smaps is not None:
         image = tf.reduce_sum(tf.math.conj(smaps) * image, axis=1)
     return image
+
+
+class CartesianEncoding:
+    """The Cartesian operator of one batch, ``A = M F S``, with the methods of `NonCartesianEncoding`.
+
+    The models receive an encoding object whatever the acquisition (`models.base.ReconstructionModel.parse_inputs`
+    builds this one, `models.nc_base` the non-Cartesian one), so that an unrolled network
+    (`models.unrolled`) is written once for both. The NumPy twin for the classical baselines is
+    `baselines.operators.CartesianOperator` (one slice, same methods).
+
+    Args:
+        mask: float ``(batch, W)`` or ``(W,)`` along the last axis, or None for no undersampling (``M = I``).
+        smaps: complex64 ``(batch, coils, H, W)`` (multi-coil), or None (single-coil).
+
+    Attributes:
+        mask, smaps: as given; ``multicoil``: bool.
+    """
+
+    def __init__(self, mask=None, smaps=None):
+        self.mask = mask
+        self.smaps = smaps
+        self.multicoil = smaps is not None
+
+    @property
+    def unmasked(self):
+        """The fully-sampled operator ``F S`` with the same maps (data-consistency layers, k-space networks)."""
+        return CartesianEncoding(None, self.smaps)
+
+    def forward(self, image):
+        """Apply ``A = M F S``: complex64 ``(batch, H, W)`` -> k-space ``(batch, [coils,] H, W)``."""
+        return forward_op(image, self.mask, self.smaps)
+
+    def adjoint(self, kspace):
+        """Apply ``A^H = S^H F^H M``: k-space complex64 ``(batch, [coils,] H, W)`` -> ``(batch, H, W)``."""
+        return adjoint_op(kspace, self.mask, self.smaps)
+
+    def normal(self, image):
+        """Apply ``A^H A``: complex64 ``(batch, H, W)`` -> ``(batch, H, W)``."""
+        return self.adjoint(self.forward(image))
+
+
+class ScaledEncoding:
+    """An encoding whose forward and adjoint operators are both multiplied by a constant ``s``.
+
+    ``s A`` and ``s A^H`` (``s^2 A^H A`` as normal operator): how NC-PDNet's published weights
+    see the NUFFT of the code that trained them (`models.ncpdnet`).
+
+    Args:
+        encoding: a `CartesianEncoding` or `NonCartesianEncoding`.
+        scale: float ``s``.
+
+    Attributes:
+        encoding, scale (complex64 scalar tensor), multicoil.
+    """
+
+    def __init__(self, encoding, scale):
+        self.encoding = encoding
+        self.scale = tf.constant(scale, tf.complex64)
+        self.multicoil = encoding.multicoil
+
+    def forward(self, image):
+        """``s A x``: the shapes of the wrapped encoding's `forward`."""
+        return self.scale * self.encoding.forward(image)
+
+    def adjoint(self, kspace):
+        """``s A^H y`` (density-compensated where the wrapped encoding's adjoint is)."""
+        return self.scale * self.encoding.adjoint(kspace)
+
+    def normal(self, image):
+        """``s^2 A^H A x``."""
+        return self.adjoint(self.forward(image))
 
 
 class _EncodingLayer(keras.layers.Layer):
@@ -222,6 +298,18 @@ class NonCartesianEncoding:
         if self.multicoil:
             image = tf.reduce_sum(tf.math.conj(self.smaps) * image, axis=1)
         return image
+
+    def normal(self, image, compensate=True):
+        """Apply ``A^H D A`` (``A^H A`` with ``compensate=False`` or no density).
+
+        Args:
+            image: complex64 ``(batch, *N)``.
+            compensate: whether to compensate the density between the two operators.
+
+        Returns:
+            complex64 ``(batch, *N)``.
+        """
+        return self.adjoint(self.forward(image), compensate)
 
     def coil_adjoint(self, kspace, compensate=True):
         """Apply ``F_nu^H D`` to each coil (no coil combination): the coil images.

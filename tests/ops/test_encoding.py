@@ -104,3 +104,38 @@ def test_layers_keep_complex_under_mixed_precision():
     out = forward(image, sampling_mask=mask)
     assert out.dtype == tf.complex64
     np.testing.assert_array_equal(out.numpy(), forward_op(image, mask).numpy())
+
+
+@pytest.mark.parametrize("multicoil", [False, True])
+def test_cartesian_encoding_is_the_functions_and_its_normal_the_numpy_operators(multicoil):
+    from fastmri_recon.baselines.operators import CartesianOperator
+    from fastmri_recon.ops.encoding import CartesianEncoding
+
+    image, kspace, mask, smaps = problem(multicoil)
+    encoding = CartesianEncoding(mask, smaps)
+    assert encoding.multicoil == multicoil
+    np.testing.assert_array_equal(encoding.forward(image).numpy(), forward_op(image, mask, smaps).numpy())
+    np.testing.assert_array_equal(encoding.adjoint(kspace).numpy(), adjoint_op(kspace, mask, smaps).numpy())
+    np.testing.assert_array_equal(encoding.unmasked.forward(image).numpy(), forward_op(image, None, smaps).numpy())
+    # A^H A against the baselines' NumPy operator (1D FFTs along the columns: another implementation)
+    expected = [CartesianOperator(mask[b], None if smaps is None else smaps[b]).normal(image[b]) for b in range(len(image))]
+    np.testing.assert_allclose(encoding.normal(image).numpy(), np.stack(expected), atol=1e-5)
+    # self-adjoint and positive semi-definite
+    other = complex_noise(image.shape, 7)
+    lhs, rhs = inner(encoding.normal(image).numpy(), other), inner(image, encoding.normal(other).numpy())
+    assert abs(lhs - rhs) <= 1e-5 * abs(lhs)
+    quadratic = inner(image, encoding.normal(image).numpy())
+    assert quadratic.real > 0 and abs(quadratic.imag) <= 1e-5 * quadratic.real
+
+
+@pytest.mark.parametrize("multicoil", [False, True])
+def test_scaled_encoding_scales_both_operators(multicoil):
+    from fastmri_recon.ops.encoding import CartesianEncoding, ScaledEncoding
+
+    image, kspace, mask, smaps = problem(multicoil)
+    encoding = CartesianEncoding(mask, smaps)
+    scaled = ScaledEncoding(encoding, 0.5)
+    assert scaled.multicoil == multicoil
+    np.testing.assert_allclose(scaled.forward(image).numpy(), 0.5 * encoding.forward(image).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(scaled.adjoint(kspace).numpy(), 0.5 * encoding.adjoint(kspace).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(scaled.normal(image).numpy(), 0.25 * encoding.normal(image).numpy(), rtol=1e-5, atol=1e-6)

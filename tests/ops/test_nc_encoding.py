@@ -75,6 +75,20 @@ def test_matches_the_ndft(dims, multicoil):
     assert np.linalg.norm(adjoint - back) <= 1e-4 * np.linalg.norm(back)
 
 
+@pytest.mark.parametrize("compensate", [True, False])
+def test_normal_operator_matches_the_ndft(compensate):
+    image, _, traj, density, smaps = problem("2d", True)
+    shape = image.shape[1:]
+    encoding = NonCartesianEncoding(traj, shape, density, smaps)
+    weights = density[:, None] if compensate else 1.0
+    samples = np.stack([[np_ndft(coil, traj[b]) for coil in image[b, None] * smaps[b]] for b in range(BATCH)])
+    back = np.stack([[np_ndft_adjoint(s, traj[b], shape) for s in (weights * samples)[b]] for b in range(BATCH)])
+    expected = np.sum(np.conj(smaps) * back, axis=1)
+    normal = encoding.normal(image, compensate=compensate).numpy()
+    assert normal.shape == image.shape and normal.dtype == np.complex64
+    assert np.linalg.norm(normal - expected) <= 1e-4 * np.linalg.norm(expected)
+
+
 @pytest.mark.slow
 def test_shared_trajectory_and_multicoil_agree_with_per_coil_single_coil():
     image, samples, traj, density, smaps = problem("2d", True)
