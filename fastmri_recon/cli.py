@@ -157,34 +157,75 @@ class _Method:
     compression: object = None
 
 
-def _methods(names, weights, manifest, directory):
-    """The `_Method` of each ``--model``: a registry name, a training run directory, or any weights
-    `load_pretrained` resolves (manifest name, ``hf://`` URL, published folder, ``.weights.h5``).
+@dataclasses.dataclass(frozen=True)
+class _Named:
+    """What a ``--model`` names, for evaluate and reconstruct alike (`_named_model`): exactly one of a
+    registry ``entry`` (a baseline or an architecture without weights, which the command builds for
+    the data), a training ``run`` (`RunDirectory`) and the ``source`` of published weights
+    (`hub.locate.Source`: manifest name, ``hf://`` URL, published folder, ``.weights.h5``)."""
 
-    Pretrained Cartesian models are built with the data's reconstruction size as output size (their
+    label: str
+    acquisition: str
+    scale_factor: float
+    compression: object
+    origin: str
+    entry: object = None
+    run: object = None
+    source: object = None
+    which: str = "best"
+
+    def model(self, crop_size=None):
+        """The run's or the published weights' model with the output size ``crop_size`` (None: the
+        run's own); None for a registry entry."""
+        if self.run is not None:
+            return self.run.model(self.which, crop_size=crop_size)
+        if self.source is not None:
+            from fastmri_recon.hub.load import load_source
+
+            return load_source(self.source, crop_size=crop_size).model
+        return None
+
+
+def _named_model(spec, which, manifest):
+    """Resolve one ``--model``: a registry name, a training run directory, or weights `hub.locate.resolve` finds.
+
+    Raises:
+        ConfigError: for a name that is none of these (with close matches); DataError: a bad file.
+    """
+    from fastmri_recon.models.registry import ENTRIES, get_entry
+    from fastmri_recon.training.rundir import RunDirectory
+
+    if spec in ENTRIES:
+        entry = ENTRIES[spec]
+        return _Named(spec, entry.acquisition, None, None, f"registry {entry.kind}", entry=entry)
+    if RunDirectory.holds_run(spec):
+        run = RunDirectory.read(spec)
+        # a run that learned its trajectory too is "noncartesian" here
+        return _Named(run.name, run.config.acquisition, run.scale_factor, run.compression(), f"{run.name}, training run {run.path}", run=run, which=which)
+    source = _resolve_model(spec, which, manifest)
+    acquisition = get_entry(source.architecture).acquisition
+    return _Named(source.name, acquisition, source.scale_factor, _trained_compression(source.training), f"{source.name}, {source.origin}", source=source)
+
+
+def _methods(names, weights, manifest, directory):
+    """The `_Method` of each ``--model`` (`_named_model`).
+
+    Registry entries are built later, for the data; training runs keep their own output size;
+    published Cartesian models are built with the data's reconstruction size as output size (their
     weights do not depend on it).
     """
-    from fastmri_recon.hub.load import load_source
-    from fastmri_recon.models.registry import ENTRIES, get_entry
     from fastmri_recon.data.h5 import target_shape
-    from fastmri_recon.training.rundir import RunDirectory
 
     methods = []
     for name in names:
-        if name in ENTRIES:
-            entry = ENTRIES[name]
-            methods.append(_Method(name, None, None, None, entry.acquisition))
-        elif RunDirectory.holds_run(name):
-            run = RunDirectory.read(name)
-            kind = run.config.acquisition  # "noncartesian" for a run that learned its trajectory too
-            methods.append(_Method(Path(name).name, run.model(weights), run.config, run.scale_factor, kind, run.compression()))
+        named = _named_model(name, weights, manifest)
+        if named.entry is not None:
+            methods.append(_Method(named.label, None, None, None, named.acquisition))
+        elif named.run is not None:
+            methods.append(_Method(named.label, named.model(), named.run.config, named.scale_factor, named.acquisition, named.compression))
         else:
-            source = _resolve_model(name, weights, manifest)
-            cartesian = get_entry(source.architecture).acquisition == "cartesian"
-            pretrained = load_source(source, crop_size=target_shape(directory) if cartesian else None)
-            model = pretrained.model
-            compression = _trained_compression(source.training)
-            methods.append(_Method(pretrained.name, model, None, pretrained.scale_factor, model.acquisition, compression))
+            model = named.model(target_shape(directory) if named.acquisition == "cartesian" else None)
+            methods.append(_Method(named.label, model, None, named.scale_factor, model.acquisition, named.compression))
     return methods
 
 
@@ -389,15 +430,15 @@ def _int_list(text, option):
 
 
 def _key_values(pairs, option):
-    """``KEY=VALUE`` strings -> dict, values parsed as YAML scalars / lists (``n_iter=5``, ``filters=[8,16]``)."""
-    import yaml
+    """``KEY=VALUE`` strings -> dict, values read by `training.config.parse_value` (``n_iter=5``, ``filters=[8,16]``)."""
+    from fastmri_recon.training.config import parse_value
 
     values = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise click.BadParameter(f"expected KEY=VALUE, got {quote(pair)}", param_hint=option)
-        values[key.strip()] = yaml.safe_load(value)
+        values[key.strip()] = parse_value(value)
     return values
 
 
@@ -454,13 +495,23 @@ SIGTERM_STATUS = 143
 @click.option("--strategy", type=click.Choice(["auto", "one-device", "mirrored", "multi-worker"]), help="[default: auto]")
 @click.option("--output-dir", help="Parent of the run directory [default: runs].")
 @click.option("--run-name", help="Run directory name [default: MODEL_COILS_MASK_xACC]; the same name resumes.")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="SECTION.KEY=VALUE",
+    help="Set one key of a configuration section (repeatable): model, acquisition, data, loop, runtime, e.g. "
+    "data.edge_slices=2, loop.learning_rate=3e-4, model.config.n_iter=5.",
+)
 @click.option("--dry-run", is_flag=True, help="Print the resolved strategy, devices and configuration; do not train.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def train(config_file, dry_run, quiet, **options):
+def train(config_file, overrides, dry_run, quiet, **options):
     """Train a model (or resume its run) on fastMRI-format data; the demo data by default (built in
     demo_data/ first when absent).
 
-    Options given on the command line override the --config file, which overrides the defaults.
+    Options given on the command line (--set included) override the --config file, which overrides
+    the defaults; the file's keys are these options' names, flat or grouped in the sections model
+    (name, config), acquisition, data, loop and runtime, which --set addresses.
     Non-Cartesian models (ncpdnet, nc-unet, ncpdnet-3d) train on radial / spiral samples simulated
     from the files (3D: stack-of-spirals / stack-of-radial / kooshball samples of volumes). The run
     directory holds config.json, checkpoints, best / final weights, metrics.csv and TensorBoard
@@ -470,11 +521,15 @@ def train(config_file, dry_run, quiet, **options):
     import json
 
     import_tensorflow_quietly()
-    from fastmri_recon.training.config import from_dict, load_config
+    from fastmri_recon.training.config import flatten_sections, from_dict, load_config, set_override
     from fastmri_recon.training.run import run_training
 
-    values = load_config(config_file) if config_file is not None else {}
+    values = flatten_sections(load_config(config_file), str(config_file)) if config_file is not None else {}
+    overridden = {set_override(values, assignment) for assignment in overrides}
     given = {key: value for key, value in options.items() if value not in (None, ())}
+    twice = sorted(overridden & set(given) - {"model_config", "trajectory_options"})
+    if twice:
+        raise click.BadParameter(f"{', '.join(twice)} given by --set and by its own option", param_hint="--set")
     for key, option in (("model_config", "--model-config"), ("trajectory_options", "--trajectory-option")):
         if key in given:
             given[key] = {**(values.get(key) or {}), **_key_values(given[key], option)}
@@ -703,41 +758,43 @@ def reconstruct(input_dir, output_dir, model_spec, which, batch_size, output_for
     """
     import_tensorflow_quietly()
     from fastmri_recon.data.datasets.config import DEFAULT_SCALE_FACTOR
-    from fastmri_recon.hub.load import load_source
-    from fastmri_recon.models.registry import ENTRIES, build, get_entry
+    from fastmri_recon.models.registry import build
     from fastmri_recon.data.h5 import target_shape
     from fastmri_recon.reconstruct import reconstruct_directory
-    from fastmri_recon.training.rundir import RunDirectory
 
     size = target_shape(input_dir)  # the output size comes from the data (the weights do not depend on it)
     compression, acquisition = _compression(virtual_coils, coil_compression), None
-    if model_spec in ENTRIES and ENTRIES[model_spec].kind == "baseline":
-        if ENTRIES[model_spec].acquisition != "cartesian":
+    named = _named_model(model_spec, which, manifest)
+    if named.entry is not None:
+        if named.entry.kind != "baseline":
+            raise click.BadParameter(
+                f"'{model_spec}' is an architecture without trained weights: give a training run directory, a manifest name "
+                "('fastmri-recon weights list'), an hf:// URL or a weights file",
+                param_hint="--model",
+            )
+        if named.acquisition != "cartesian":
             raise click.BadParameter(f"'{model_spec}' is a non-Cartesian baseline: reconstruct it with a run's acquisition (evaluate)", param_hint="--model")
-        model, scale, origin, label = build(model_spec, crop_size=size), DEFAULT_SCALE_FACTOR, "registry baseline", model_spec
-    elif RunDirectory.holds_run(model_spec):  # the run's own acquisition (a learned trajectory included)
-        run = RunDirectory.read(model_spec)
-        if run.config.acquisition != "cartesian":
-            acquisition = run.acquisition()
+        model, scale = build(model_spec, crop_size=size), DEFAULT_SCALE_FACTOR
+    elif named.run is not None:  # the run's own acquisition (a learned trajectory included)
+        if named.acquisition != "cartesian":
+            acquisition = named.run.acquisition()
             if virtual_coils:
                 raise click.BadParameter("coil compression applies to Cartesian multi-coil runs", param_hint="--virtual-coils")
-        model, scale, origin, label = run.model(which, crop_size=size), run.scale_factor, f"{run.name}, training run {run.path}", run.name
-        compression = run.compression() or compression
+        model, scale = named.model(size), named.scale_factor
+        compression = named.compression or compression
     else:
-        source = _resolve_model(model_spec, which, manifest)
-        if get_entry(source.architecture).acquisition != "cartesian":
+        if named.acquisition != "cartesian":
             raise click.BadParameter(
                 f"'{model_spec}' is a non-Cartesian model without its training run: reconstruct needs the run directory (its acquisition)",
                 param_hint="--model",
             )
-        pretrained = load_source(source, crop_size=size)
-        model, scale, origin, label = pretrained.model, pretrained.scale_factor, f"{pretrained.name}, {source.origin}", pretrained.name
-        compression = _trained_compression(source.training) or compression
+        model, scale = named.model(size), named.scale_factor
+        compression = named.compression or compression
     written = reconstruct_directory(
-        model, input_dir, output_dir, scale * data_scale, batch_size, not quiet, output_format, label, compression=compression,
+        model, input_dir, output_dir, scale * data_scale, batch_size, not quiet, output_format, named.label, compression=compression,
         acquisition=acquisition,
     )
-    click.echo(f"{len(written)} reconstructions written to {output_dir} ({origin})")
+    click.echo(f"{len(written)} reconstructions written to {output_dir} ({named.origin})")
 
 
 @cli.command()

@@ -173,6 +173,7 @@ HOSTILE_ACTIVATION = {"class_name": "Lambda", "module": "keras.layers", "config"
 
 OPTION_CASES = {
     "evaluate_batch_size_0": lambda i: Case(["evaluate", str(i.demo / "singlecoil_val"), "--batch-size", "0", "--quiet"], "0 is not in the range x>=1"),
+    "reconstruct_architecture_without_weights": lambda i: Case(["reconstruct", "--model", "unet", str(i.demo / "singlecoil_test"), str(i.tmp / "out")], "'unet' is an architecture without trained weights", (i.tmp / "out",)),
     "reconstruct_batch_size_negative": lambda i: Case(["reconstruct", "--model", str(i.run), str(i.demo / "singlecoil_test"), str(i.tmp / "out"), "--batch-size", "-4"], "-4 is not in the range x>=1", (i.tmp / "out",)),
     "train_batch_size_0": lambda i: Case(train(i, "--batch-size", "0", "--dry-run"), "batch_size=0: expected a positive integer"),
     "train_batch_size_negative": lambda i: Case(train(i, "--batch-size", "-4", "--dry-run"), "batch_size=-4"),

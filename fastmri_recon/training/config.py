@@ -4,6 +4,19 @@ Its keys are the ``fastmri-recon train`` options (with underscores), so every ex
 file under ``experiments/`` and every file a command line. The resolved configuration is saved as
 ``config.json`` in the run directory; a run started again with the same configuration resumes.
 
+A file may also group the keys in the five sections of `SECTIONS`, ``model`` (``name``,
+``config``), ``acquisition``, ``data``, ``loop`` and ``runtime``::
+
+    model: {name: pdnet, config: {n_iter: 5}}
+    acquisition: {mask_type: equispaced, accelerations: [4, 8]}
+    data: {coils: multicoil, edge_slices: 2}
+    loop: {epochs: 20, learning_rate: 3.0e-4}
+
+and ``fastmri-recon train --set data.edge_slices=2`` overrides one key of a section (``--set
+model.config.n_iter=5`` one constructor argument). Each key is a field of `TrainConfig`, declared
+and validated there once; the flat form (older files, ``config.json``) loads as before
+(`flatten_sections`, `set_override`, `nest`).
+
 The acquisition follows the model's registry entry (`models.registry.Entry.acquisition`):
 Cartesian models take the mask options (``mask_type``, ``center_fractions``), non-Cartesian ones
 the simulated-trajectory options (``trajectory``, ``trajectory_options``, ``image_shape`` or
@@ -35,7 +48,7 @@ COILS = ("singlecoil", "multicoil")
 DEFAULT_DATA_DIR = "demo_data"
 DEMO_VOLUMES = "demo-volumes"
 """``data_dir`` of 3D runs that train on the demo volumes (`data.datasets.volume3d.demo_volumes`)."""
-CARTESIAN_OPTIONS = ("mask_type", "center_fractions", "cache_dir")
+CARTESIAN_OPTIONS = ("mask_type", "center_fractions", "cache_dir", "grid_shape")
 NONCARTESIAN_OPTIONS = ("trajectory", "trajectory_options", "image_shape", "volume_shape", "density_compensation")
 KERAS_OBJECT_KEYS = ("class_name", "module", "config")
 """Keys of a serialized Keras object (``keras.saving.serialize_keras_object``): refused in constructor arguments."""
@@ -87,6 +100,11 @@ class TrainConfig:
         coil_compression: with ``virtual_coils``: ``svd`` (the default) or ``geometric``.
         contrasts: ``acquisition`` attributes to keep (None: all).
         slice_selection: ``all`` slices or one ``random`` slice per volume per epoch.
+        edge_slices: 2D models: slices dropped at each end of every volume, a number of slices
+            (int) or a fraction of them in [0, 0.5) (float); 0 keeps them all.
+        grid_shape: Cartesian models: the image grid ``(H, W)`` every example is cropped /
+            zero-padded to before undersampling (files of different sizes in one batch), or None
+            (each file's size); see `data.datasets.config.SinglecoilConfig`.
         phase_augmentation: multiply each training example by a random global phase.
         loss: ``mae``, ``mse``, ``ssim`` or ``msssim_l1``.
         optimizer: ``radam`` (the papers') or ``adam``.
@@ -127,6 +145,8 @@ class TrainConfig:
     coil_compression: str = None
     contrasts: tuple = None
     slice_selection: str = "all"
+    edge_slices: float = 0
+    grid_shape: tuple = None
     phase_augmentation: bool = False
     loss: str = "mae"
     optimizer: str = "radam"
@@ -271,7 +291,7 @@ def _resolve_acquisition(config):
         resolve(config, "volume_shape", config.volume_shape or _default(Volume3DConfig, "volume_shape"))
         if config.coils != "singlecoil":
             raise ConfigError(f"coils='{config.coils}': the 3D pipeline simulates single-coil volumes")
-        for name in ("contrasts", "phase_augmentation", "slice_selection"):
+        for name in ("contrasts", "phase_augmentation", "slice_selection", "edge_slices"):
             if getattr(config, name) not in (None, False, "all"):
                 raise ConfigError(f"{name}={quote(getattr(config, name))}: not an option of the 3D model '{config.model}'")
     if config.density_compensation is None:
@@ -288,7 +308,7 @@ _TYPES = {
     "model": str, "model_config": dict, "data_dir": "str?", "cache_dir": "str?", "coils": str, "mask_type": "str?",
     "accelerations": "numbers", "center_fractions": "numbers?", "trajectory": "str?", "trajectory_options": "dict?",
     "image_shape": "sizes?", "volume_shape": "sizes?", "density_compensation": "bool?", "scale_factor": "number?", "virtual_coils": "int?", "coil_compression": "str?", "contrasts": "strings?",
-    "slice_selection": str, "phase_augmentation": bool, "loss": str, "optimizer": str, "learning_rate": "number", "epochs": int,
+    "slice_selection": str, "edge_slices": "number", "grid_shape": "sizes?", "phase_augmentation": bool, "loss": str, "optimizer": str, "learning_rate": "number", "epochs": int,
     "steps_per_epoch": "int?", "batch_size": int, "validation_steps": "int?", "checkpoint_every": int,
     "mixed_precision": bool, "deterministic": bool, "seed": int, "strategy": str, "output_dir": str,
     "run_name": "str?",
@@ -363,18 +383,147 @@ def _check_types(config):
         object.__setattr__(config, name, _check_value(name, getattr(config, name), kind))
 
 
-def from_dict(values, source="configuration"):
-    """A `TrainConfig` from a dict, rejecting unknown keys.
+SECTIONS = {
+    "model": {"name": "model", "config": "model_config"},
+    "acquisition": {name: name for name in (
+        "mask_type", "accelerations", "center_fractions", "trajectory", "trajectory_options", "image_shape", "volume_shape",
+        "density_compensation",
+    )},
+    "data": {name: name for name in (
+        "data_dir", "cache_dir", "coils", "contrasts", "slice_selection", "edge_slices", "grid_shape", "phase_augmentation",
+        "scale_factor", "virtual_coils", "coil_compression",
+    )},
+    "loop": {name: name for name in (
+        "loss", "optimizer", "learning_rate", "epochs", "steps_per_epoch", "batch_size", "validation_steps", "checkpoint_every",
+    )},
+    "runtime": {name: name for name in ("mixed_precision", "deterministic", "seed", "strategy", "output_dir", "run_name")},
+}  # fmt: skip
+"""section -> {key in the section: `TrainConfig` field}: every field in exactly one section."""
+
+
+def _section_field(section, key, source):
+    """The `TrainConfig` field of ``section.key``.
+
+    Raises:
+        ConfigError: for an unknown section or key, naming the known ones.
+    """
+    if section not in SECTIONS:
+        raise ConfigError(f"{source}: unknown section {quote(section)} (sections: {', '.join(SECTIONS)})")
+    if key not in SECTIONS[section]:
+        raise ConfigError(f"{source}: unknown key {quote(f'{section}.{key}')[1:-1]} (keys of {section}: {', '.join(SECTIONS[section])})")
+    return SECTIONS[section][key]
+
+
+def flatten_sections(values, source="configuration"):
+    """The flat form of a configuration that groups (some of) its keys in `SECTIONS`.
+
+    A top-level key holding a mapping and named as a section is that section (``model`` holding a
+    name stays the flat ``model``); the other keys are flat already.
 
     Args:
-        values: dict of field values.
+        values: dict of a configuration file (flat, sectioned or both).
+        source: where the values come from, for error messages.
+
+    Returns:
+        dict of `TrainConfig` field values (not validated yet: `from_dict` does).
+
+    Raises:
+        ConfigError: for an unknown section or key, a section that is not a mapping, or a field given twice.
+    """
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: expected a mapping of option names to values")
+    flat = {}
+    for key, value in values.items():
+        if key in SECTIONS and (isinstance(value, dict) or key != "model"):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: section {key}={quote(value)}: expected a mapping of its keys to values")
+            items = [(_section_field(key, inner, source), f"{key}.{inner}", item) for inner, item in value.items()]
+        else:
+            items = [(key, key, value)]
+        for field, written, item in items:
+            if field in flat:
+                raise ConfigError(f"{source}: {written} given twice (flat and in its section)")
+            flat[field] = item
+    return flat
+
+
+def nest(flat):
+    """The sectioned form of a flat configuration dict (inverse of `flatten_sections`)."""
+    return {
+        section: {key: flat[field] for key, field in keys.items() if field in flat}
+        for section, keys in SECTIONS.items()
+    }
+
+
+def parse_value(text):
+    """A command-line value read as YAML (``2``, ``[8, 16]``, ``true``, text), with exponent numbers
+    such as ``3e-4`` and ``1e6`` read as numbers (YAML 1.1, PyYAML's, reads them as text).
+
+    Raises:
+        yaml.YAMLError: for text that is not YAML.
+    """
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value) if math.isfinite(float(value)) else value
+        except ValueError:
+            return value
+    return value
+
+
+def set_override(values, assignment, source="--set"):
+    """Apply one ``SECTION.KEY=VALUE`` override (``--set``) to a flat configuration dict, in place.
+
+    ``VALUE`` is read by `parse_value` (``2``, ``3e-4``, ``[8, 16]``, ``true``, text). A longer path sets one
+    entry of a mapping field: ``model.config.n_iter=5`` sets ``model_config["n_iter"]``,
+    ``acquisition.trajectory_options.n_shots=8`` one trajectory argument.
+
+    Args:
+        values: flat dict of field values (changed).
+        assignment: the ``SECTION.KEY[.ENTRY...]=VALUE`` text.
+        source: the option's name, for error messages.
+
+    Returns:
+        the name of the field set.
+
+    Raises:
+        ConfigError: for a malformed assignment, an unknown section or key, a path into a field that
+            is not a mapping, or a value that is not YAML.
+    """
+    path, sep, text = assignment.partition("=")
+    parts = path.strip().split(".")
+    if not sep or len(parts) < 2 or not all(parts):
+        raise ConfigError(f"{source} {quote(assignment)}: expected SECTION.KEY=VALUE (sections: {', '.join(SECTIONS)})")
+    field = _section_field(parts[0], parts[1], f"{source} {quote(assignment)}")
+    try:
+        value = parse_value(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{source} {quote(assignment)}: the value is not valid YAML ({' '.join(str(err).split())})") from None
+    if len(parts) == 2:
+        values[field] = value
+        return field
+    if _TYPES[field] not in (dict, "dict?"):
+        raise ConfigError(f"{source} {quote(assignment)}: {parts[0]}.{parts[1]} is not a mapping; expected {parts[0]}.{parts[1]}=VALUE")
+    target = values[field] = dict(values.get(field) or {})
+    for part in parts[2:-1]:
+        existing = target.get(part)
+        target[part] = dict(existing) if isinstance(existing, dict) else {}
+        target = target[part]
+    target[parts[-1]] = value
+    return field
+
+
+def from_dict(values, source="configuration"):
+    """A `TrainConfig` from a dict (flat or in `SECTIONS`), rejecting unknown keys.
+
+    Args:
+        values: dict of field values, flat or grouped in sections.
         source: where the values come from, for error messages (e.g. the file name).
 
     Raises:
         ConfigError: for an unknown key or a value of the wrong type.
     """
-    if not isinstance(values, dict):
-        raise ConfigError(f"{source}: expected a mapping of option names to values")
+    values = flatten_sections(values, source)
     known = {field.name for field in dataclasses.fields(TrainConfig)}
     unknown = sorted(str(key) for key in set(values) - known)
     if unknown:

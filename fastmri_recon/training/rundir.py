@@ -137,6 +137,7 @@ def pipeline_config(config, seed):
         )
     options = {
         "slice_selection": config.slice_selection,
+        "edge_slices": config.edge_slices,
         "phase_augmentation": config.phase_augmentation,
         "contrasts": config.contrasts,
         "batch_size": config.batch_size,
@@ -153,7 +154,10 @@ def pipeline_config(config, seed):
             trajectory=config.trajectory, acceleration=config.accelerations[0], trajectory_options=config.trajectory_options,
             image_shape=config.image_shape, sensitivity_maps=maps, **options,
         )
-    options.update(mask_kind=config.mask_type, accelerations=config.accelerations, center_fractions=config.center_fractions)
+    options.update(
+        mask_kind=config.mask_type, accelerations=config.accelerations, center_fractions=config.center_fractions,
+        grid_shape=config.grid_shape,
+    )
     if config.coils == "multicoil":
         compression = {"virtual_coils": config.virtual_coils, "coil_compression": config.coil_compression or "svd"}
         return MulticoilConfig(**options, sensitivity_maps=maps, **compression)
