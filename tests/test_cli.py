@@ -222,6 +222,24 @@ def test_train_dry_run_shows_the_noncartesian_options(capfd):
     assert json.loads(out)["run_dir"].endswith("ncpdnet-3d_singlecoil_kooshball_x4")
 
 
+@pytest.mark.slow
+def test_train_and_evaluate_with_known_off_resonance(demo_dir, tmp_path, capfd):
+    """Spiral samples with the demo files' B0 maps, given to NC-PDNet (its encoding B0-aware) and to the adjoint."""
+    args = ["train", "--model", "ncpdnet", *NC_TINY, "--data-dir", str(demo_dir), "--trajectory", "spiral",
+            "--trajectory-option", "n_shots=4", "--set", "acquisition.off_resonance=known"]  # fmt: skip
+    status, out, err = run_main([*args, "--steps-per-epoch", "2", "--epochs", "1", "--output-dir", str(tmp_path), "--quiet"], capfd)
+    assert status == 0, err
+    run_dir = tmp_path / "ncpdnet_singlecoil_spiral_x4_b0-known"
+    assert json.loads((run_dir / "config.json").read_text())["config"]["off_resonance"] == "known"
+    argv = ["evaluate", str(demo_dir / "singlecoil_val"), "--model", str(run_dir), "--model", "nc-adjoint", "--quiet"]
+    status, out, err = run_main(argv, capfd)
+    assert status == 0, err
+    sampling = "spiral x4 (n_shots=4), off-resonance known"
+    assert f"| ncpdnet_singlecoil_spiral_x4_b0-known | {sampling} | 2 |" in out and f"| nc-adjoint | {sampling} | 2 |" in out
+    status, _, err = run_main(["train", "--model", "ncpdnet", "--data-dir", str(demo_dir), "--set", "acquisition.off_resonance=known", "--dry-run"], capfd)
+    assert status == 2 and "off_resonance='known': expected None with a radial trajectory" in err[-1], err
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

@@ -2,9 +2,9 @@
 
 The script simulates single-coil spiral acquisitions with off-resonance (4 interleaves sampled at the
 Nyquist rate, 16 ms read-outs) from the demo images (`data.demo.simulate_subject`: the magnitude of
-the noisy single-coil image is the target) and
-simulated field maps (`data.field_maps.simulate_field_map`: a smooth second-order polynomial of up
-to 40 Hz plus a 120 Hz Gaussian bump at a random air-tissue boundary point, one map per slice), with
+the noisy single-coil image is the target) and the demo data's field maps (``b0_map``,
+`data.field_maps.simulate_field_map` of the noiseless magnitude: a smooth second-order polynomial of
+up to 40 Hz plus a 120 Hz Gaussian bump at a random air-tissue boundary point, one map per slice), with
 the exact sum of `ops.off_resonance.np_off_resonance_sum` (no NUFFT, no time segmentation: the
 reconstructions do not see their own model). It then reconstructs the validation slices by
 
@@ -15,6 +15,8 @@ reconstructions do not see their own model). It then reconstructs the validation
   `segments_for_accuracy` for the data's largest time-bandwidth product at 1e-3): same seed, same
   initial weights, same slices in the same order, same steps;
 - as a reference, the adjoint of the same acquisition simulated without off-resonance;
+- the two B0-aware methods given a wrong field map (`MAP_ERRORS`: scaled, noisy, blurred, shifted),
+  the data staying those of the true map: how much of their gain survives a measured map's errors;
 
 and writes ``results.md`` / ``results.json`` (PSNR / SSIM / NMSE per validation volume, mean (std),
 `evaluate.metrics.evaluate_volume`) and ``reconstructions.png`` (one slice) into the output folder
@@ -37,6 +39,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import click  # noqa: E402
+from scipy import ndimage  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -44,7 +47,7 @@ import tensorflow as tf  # noqa: E402
 from fastmri_recon.cli import run_command  # noqa: E402
 from fastmri_recon.data.demo import INTENSITY_SCALE, DemoConfig, load_template, simulate_subject  # noqa: E402
 from fastmri_recon.data.density import pipe_menon_density  # noqa: E402
-from fastmri_recon.data.field_maps import simulate_field_map, spiral_readout_times  # noqa: E402
+from fastmri_recon.data.field_maps import spiral_readout_times  # noqa: E402
 from fastmri_recon.data.trajectories import spiral_trajectory  # noqa: E402
 from fastmri_recon.evaluate.figures import comparison_figure  # noqa: E402
 from fastmri_recon.evaluate.metrics import MetricsSummary, evaluate_volume  # noqa: E402
@@ -62,9 +65,15 @@ N_SHOTS = 4
 ACCELERATION = 1  # Nyquist-sampled: off-resonance, not aliasing, is the artefact under study
 DWELL_TIME = 10e-6  # s: 1613 samples per interleaf at 64 x 64, a 16.1 ms read-out
 ECHO_TIME = 1e-3  # s, time of each interleaf's first sample
-SMOOTH_HZ = 40.0
-BUMP_HZ = 120.0
 TOL = 1e-3  # accuracy of the time-segmentation fit
+MAP_NOISE_SEED = 1
+MAP_ERRORS = {
+    "map x 0.8": lambda field, rng: 0.8 * field,  # a mis-scaled map (e.g. a wrong echo-time difference)
+    "map + 10 Hz noise": lambda field, rng: field + rng.normal(0.0, 10.0, field.shape),  # white noise per pixel
+    "map blurred (2 px)": lambda field, rng: ndimage.gaussian_filter(field, (0, 2, 2)),  # a low-resolution map
+    "map shifted 2 px": lambda field, rng: np.roll(field, 2, axis=-1),  # misregistered along the columns
+}
+"""Errors of a measured field map: each gives the B0-aware methods a wrong map of the same data."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,8 +131,7 @@ def simulate_split(template, demo, subjects, acquisition):
     for subject in subjects:
         data = simulate_subject(template, demo, subject)
         images = center_crop(np_ifftc(data["singlecoil"]), (size, size)) / INTENSITY_SCALE
-        for index, image in enumerate(images):
-            field = simulate_field_map(np.abs(image), seed=(SEED, subject, index), smooth_hz=SMOOTH_HZ, bump_hz=BUMP_HZ)
+        for image, field in zip(images, data["b0_map"]):
             fields["kspace"].append(np_off_resonance_sum(image, acquisition.trajectory, field, acquisition.times))
             fields["on_resonance"].append(np_ndft(image, acquisition.trajectory))
             fields["field"].append(field)
@@ -191,6 +199,12 @@ def summarise(split, recon):
     return summary
 
 
+def result_row(name, summary, seconds):
+    """A table row: the method, its volumes, metrics mean (std), seconds per slice and the per-volume metrics."""
+    return {"method": name, "volumes": str(len(summary)), **summary.formatted(4), "s / slice": f"{seconds:.3f}",
+            "per volume": summary.per_volume}
+
+
 def run_experiment(out_dir, budget_name="default", log=print):
     """Simulate, train, reconstruct and tabulate; write the results under ``out_dir``; return the table rows."""
     budget = BUDGETS[budget_name]
@@ -225,10 +239,14 @@ def run_experiment(out_dir, budget_name="default", log=print):
     rows, recons = [], {}
     for name, model, with_b0, on_resonance in methods:
         recon, seconds = reconstruct(model, val, acquisition, with_b0, budget.batch, on_resonance)
-        summary = summarise(val, recon)
         recons[name] = recon
-        rows.append({"method": name, "volumes": str(len(summary)), **summary.formatted(4),
-                     "s / slice": f"{seconds:.3f}", "per volume": summary.per_volume})
+        rows.append(result_row(name, summarise(val, recon), seconds))
+    aware = [(name, model) for name, model, with_b0, _ in methods if with_b0]
+    for error, perturb in MAP_ERRORS.items():
+        wrong = dataclasses.replace(val, field=perturb(val.field, np.random.default_rng(MAP_NOISE_SEED)).astype(np.float32))
+        for name, model in aware:
+            recon, seconds = reconstruct(model, wrong, acquisition, True, budget.batch)
+            rows.append(result_row(f"{name}, {error}", summarise(val, recon), seconds))
     write_outputs(out_dir, budget_name, rows, val, recons, {
         "segments": segments, "time_bandwidth": time_bandwidth, "fit_error": band_error(time_bandwidth, segments),
         "readout_s": readout, "samples": int(acquisition.trajectory.shape[1]), "wall_s": time.time() - start,

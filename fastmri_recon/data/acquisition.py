@@ -84,10 +84,14 @@ class NonCartesianAcquisition:
         return dataclasses.replace(self, pipeline=pipeline)
 
     def describe(self):
-        """A short text, e.g. ``"radial x4"``, ``"spiral x8 (n_shots=8)"``, ``"kooshball x4, no density compensation"``."""
+        """A short text, e.g. ``"radial x4"``, ``"spiral x8 (n_shots=8), off-resonance known"``,
+        ``"kooshball x4, no density compensation"``."""
         options = ", ".join(f"{key}={value}" for key, value in sorted(self.pipeline.trajectory_options.items()))
         kind = f"learned-{self.pipeline.trajectory}" if self.learned else self.pipeline.trajectory
         text = f"{kind} x{self.pipeline.acceleration:g}" + (f" ({options})" if options else "")
+        off_resonance = getattr(self.pipeline, "off_resonance", None)  # 2D pipelines only
+        if off_resonance is not None:
+            text += f", off-resonance {off_resonance}"
         return text if self.density_compensation else f"{text}, no density compensation"
 
 

@@ -18,6 +18,12 @@ targets have about the same signal-to-noise ratio. Targets are computed from the
 ``image_size`` x ``image_size``. Subjects are split into train / val / test; test files carry
 their k-space already undersampled with the ``mask`` that produced it and no target.
 
+Every file also holds a simulated B0 field map per slice (``b0_map``, `data.h5.FIELD_MAP_KEY`: float32
+``(slices, n, n)`` in Hz on the target's grid, `data.field_maps.simulate_field_map` of the noiseless
+magnitude image: a smooth second-order field of up to 40 Hz and a 120 Hz susceptibility-like bump at the
+brain's boundary), for the non-Cartesian pipelines' off-resonant spirals; it is drawn from its own seed,
+so that the k-space and targets do not depend on it.
+
 Same configuration and seed, same bytes.
 """
 
@@ -31,6 +37,7 @@ import nibabel
 import numpy as np
 from scipy import ndimage
 
+from fastmri_recon.data.field_maps import simulate_field_map
 from fastmri_recon.data.h5 import Header, Volume, write_volume
 from fastmri_recon.data.masks import MaskSampler, apply_mask, default_center_fraction
 from fastmri_recon.errors import ConfigError
@@ -45,6 +52,8 @@ BRAIN_CENTRE_VOXEL = (98.0, 117.0, 72.0)  # template voxel at the brain's centre
 INTENSITY_SCALE = 1e-4  # k-space and targets on the order of real fastMRI files
 SPLITS = ("train", "val", "test")
 INFO_FILE = "demo_info.json"
+DEMO_FORMAT = 2
+"""Version of the files' content, in ``demo_info.json``: 2 added the field maps (older builds are rebuilt)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,7 +210,7 @@ def simulate_subject(template, config, subject):
     Returns:
         dict with ``singlecoil`` complex64 ``(slices, 2n, n)``, ``multicoil`` complex64
         ``(slices, coils, 2n, n)``, ``esc`` and ``rss`` float32 targets ``(slices, n, n)``
-        with ``n = config.image_size``.
+        and ``b0_map`` float32 ``(slices, n, n)`` (Hz) with ``n = config.image_size``.
     """
     rng = np.random.default_rng([config.seed, subject])
     images, brain = _subject_images(template, rng, config)
@@ -214,8 +223,11 @@ def simulate_subject(template, config, subject):
     crop = (config.image_size, config.image_size)
     esc = center_crop(np.abs(np_ifftc(singlecoil)), crop)
     rss = center_crop(np.sqrt(np.sum(np.abs(np_ifftc(multicoil)) ** 2, axis=1)), crop)
+    magnitude = center_crop(np.abs(images), crop)
+    b0_map = [simulate_field_map(image, seed=(config.seed, subject, index)) for index, image in enumerate(magnitude)]
     scale = INTENSITY_SCALE
     return {
+        "b0_map": np.asarray(b0_map, np.float32),
         "singlecoil": (scale * singlecoil).astype(np.complex64),
         "multicoil": (scale * multicoil).astype(np.complex64),
         "esc": (scale * esc).astype(np.float32),
@@ -232,14 +244,14 @@ def _subject_splits(config):
             subject += 1
 
 
-def _test_volume(path, kspace, header, attrs, acceleration):
+def _test_volume(path, kspace, header, attrs, acceleration, field_map):
     """Undersample a test volume with a random mask seeded by its file name, as fastMRI's test files."""
     center_fraction = default_center_fraction(acceleration)
     sampler = MaskSampler("random", [center_fraction], [acceleration])
     mask, _ = sampler(kspace.shape[-1], seed=path.name)
     num_low = int(round(kspace.shape[-1] * center_fraction))
     attrs = {**attrs, "acceleration": acceleration, "num_low_frequency": num_low}
-    return Volume(path, apply_mask(kspace, mask), header, mask=mask, attrs=attrs)
+    return Volume(path, apply_mask(kspace, mask), header, mask=mask, attrs=attrs, field_map=field_map)
 
 
 def _write_subject(out_dir, template, header, config, split, subject):
@@ -252,9 +264,9 @@ def _write_subject(out_dir, template, header, config, split, subject):
         path = out_dir / f"{coil}_{split}" / name
         if split == "test":
             acceleration = config.test_accelerations[subject % len(config.test_accelerations)]
-            volume = _test_volume(path, data[coil], header, attrs, acceleration)
+            volume = _test_volume(path, data[coil], header, attrs, acceleration, data["b0_map"])
         else:
-            volume = Volume(path, data[coil], header, target=data[target_key], attrs=attrs)
+            volume = Volume(path, data[coil], header, target=data[target_key], attrs=attrs, field_map=data["b0_map"])
         write_volume(volume)
 
 
@@ -281,7 +293,7 @@ def build_demo_dataset(out_dir, config=DemoConfig(), progress=True):
     out_dir = Path(out_dir)
     make_directory(out_dir)
     info_path = out_dir / INFO_FILE
-    expected_info = {"config": config.to_json(), "files": {}}
+    expected_info = {"format": DEMO_FORMAT, "config": config.to_json(), "files": {}}
     for split, subject in _subject_splits(config):
         for coil in ("singlecoil", "multicoil"):
             expected_info["files"].setdefault(f"{coil}_{split}", []).append(f"demo_{subject:03d}.h5")

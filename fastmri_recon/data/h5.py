@@ -8,6 +8,9 @@ A fastMRI volume file holds:
   float32 ``(slices, h, w)`` with ``(h, w)`` the header's reconstruction matrix;
 - ``mask`` (test / challenge files only, no target): ``(W,)`` sampling mask of the stored k-space;
 - ``ismrmrd_header``: the ISMRMRD XML header (encoded / reconstruction matrix sizes, encoding limits);
+- optionally ``b0_map`` (`FIELD_MAP_KEY`, not part of fastMRI's schema: the demo data's): float32
+  ``(slices, h, w)``, the B0 field map of each slice on the target's grid, in Hz, which the non-Cartesian
+  pipelines use to simulate off-resonance (`data.datasets.nc_config.NonCartesianConfig.off_resonance`);
 - attributes ``acquisition``, ``patient_id`` and, with a target, ``max`` and ``norm``.
 
 `FastMRIFile` validates a file's structure when it opens (without reading the k-space) and reads
@@ -30,6 +33,8 @@ from fastmri_recon.files import atomic_path
 ISMRMRD_NS = "http://www.ismrm.org/ISMRMRD"
 TARGET_KEYS = {False: "reconstruction_esc", True: "reconstruction_rss"}
 RECONSTRUCTION_KEY = "reconstruction"
+FIELD_MAP_KEY = "b0_map"
+"""The optional B0 field map dataset (Hz, float32 ``(slices, h, w)`` on the target's grid)."""
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 MAX_SLICE_BYTES = 2**30
 """Largest k-space or target slice a file may declare (fastMRI's largest multi-coil slices take about 50 MB)."""
@@ -149,6 +154,7 @@ class FastMRIFile:
         kspace_shape: shape of the ``kspace`` dataset.
         target_key: name of the target dataset used (``reconstruction_esc`` for single-coil,
             ``reconstruction_rss`` for multi-coil), or None for a test file.
+        has_field_map: whether the file holds a ``b0_map`` (`FIELD_MAP_KEY`).
         attrs: the file attributes as a dict of Python values.
     """
 
@@ -223,6 +229,15 @@ class FastMRIFile:
                 raise DataError(f"{self.path}: mask has shape {mask.shape}, expected ({kspace.shape[-1]},)")
             if mask.dtype.kind not in "biuf":
                 raise DataError(f"{self.path}: mask has dtype {mask.dtype.str}, expected bool or numbers")
+        self.has_field_map = FIELD_MAP_KEY in self._file
+        if self.has_field_map:
+            field_map = self._dataset(FIELD_MAP_KEY)
+            expected = (self.num_slices, *self.header.target_shape)
+            if field_map.dtype.kind != "f" or tuple(field_map.shape) != expected:
+                raise DataError(
+                    f"{self.path}: {FIELD_MAP_KEY} is {field_map.dtype} of shape {field_map.shape}, expected float32 {expected} "
+                    "(a field map in Hz per slice, on the target's grid)"
+                )
 
     def _attribute(self, key, value):
         """A file attribute as a Python value (bytes decoded as UTF-8)."""
@@ -269,6 +284,12 @@ class FastMRIFile:
             return None
         return self._read(self.target_key, index).astype(np.float32, copy=False)
 
+    def field_map(self, index=slice(None)):
+        """Read the B0 field map, float32 ``([slices,] h, w)`` in Hz; None when the file has none."""
+        if not self.has_field_map:
+            return None
+        return self._read(FIELD_MAP_KEY, index).astype(np.float32, copy=False)
+
     @property
     def mask(self):
         """The stored sampling mask, float32 ``(W,)``, or None when the file has none."""
@@ -298,6 +319,7 @@ class Volume:
         target: float32 ``(slices, h, w)`` or None (test files).
         mask: float32 ``(W,)`` or None (files without a stored mask).
         attrs: file attributes (``acquisition``, ``patient_id``, ``max``, ``norm``, ...).
+        field_map: float32 ``(slices, h, w)`` B0 field map in Hz (`FIELD_MAP_KEY`), or None.
     """
 
     path: Path
@@ -306,6 +328,7 @@ class Volume:
     target: np.ndarray = None
     mask: np.ndarray = None
     attrs: dict = dataclasses.field(default_factory=dict)
+    field_map: np.ndarray = None
 
     @property
     def is_multicoil(self):
@@ -325,7 +348,7 @@ def read_volume(path):
         DataError: naming the file and the field when the file does not follow the schema.
     """
     with FastMRIFile(path) as handle:
-        return Volume(Path(path), handle.kspace(), handle.header, handle.target(), handle.mask, handle.attrs)
+        return Volume(Path(path), handle.kspace(), handle.header, handle.target(), handle.mask, handle.attrs, handle.field_map())
 
 
 def list_volumes(directory):
@@ -382,6 +405,8 @@ def write_volume(volume):
             handle.attrs["norm"] = float(np.linalg.norm(target))
         if volume.mask is not None:
             _create(handle, "mask", np.asarray(volume.mask, dtype=bool))
+        if volume.field_map is not None:
+            _create(handle, FIELD_MAP_KEY, np.asarray(volume.field_map, dtype=np.float32))
         for key, value in volume.attrs.items():
             handle.attrs[key] = value
 

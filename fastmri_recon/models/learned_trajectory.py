@@ -21,8 +21,9 @@ trajectory then moves by about ``learning_rate * parameter_scale`` radians per s
 images on the model's grid (what the non-Cartesian pipelines sample, `data.datasets.noncartesian`), it samples
 them on the current trajectory with the NUFFT (with trajectory gradients), computes the Pipe-Menon density
 compensation of the current trajectory (`data.density.pipe_menon_density`, the pipelines' weights, recomputed at
-every call, under ``stop_gradient``: the density is a preconditioner that follows the trajectory, not a path of
-the gradient), and calls a non-Cartesian registry model (`models.nc_base`) on ``(samples, trajectory, density[,
+every call; by default under ``stop_gradient``, a preconditioner that follows the trajectory, and with
+``density_gradient=True`` differentiated through the Pipe-Menon iterations, so that the gradient also sees how
+the weights move; the kernel's edge, where the exact derivative is infinite, contributes none), and calls a non-Cartesian registry model (`models.nc_base`) on ``(samples, trajectory, density[,
 smaps])``. The reconstructor's NUFFT plan gets trajectory gradients too (`_with_trajectory_gradient`), so the
 loss's gradient reaches the trajectory through the simulation and through every unrolled iteration.
 
@@ -246,6 +247,10 @@ class LearnedTrajectoryModel(keras.Model):
         trajectory: a `LearnedTrajectory`, or its Keras serialisation.
         density_iterations: Pipe-Menon iterations (the pipelines' default).
         sampling_eps: NUFFT accuracy of the simulated acquisition (the pipelines' default).
+        density_gradient: differentiate the density compensation with respect to the trajectory
+            (through the Pipe-Menon iterations), so that the trajectory's gradient includes how its
+            density moves with it; False (the default): the density is recomputed at every call
+            but held fixed in the gradient.
 
     Call args:
         inputs: images on the grid, complex64 ``(batch, H, W)`` (single-coil) or coil images
@@ -260,7 +265,8 @@ class LearnedTrajectoryModel(keras.Model):
 
     acquisition = "learned"
 
-    def __init__(self, reconstructor, trajectory, density_iterations=DEFAULT_ITERATIONS, sampling_eps=DEFAULT_EPS, **kwargs):
+    def __init__(self, reconstructor, trajectory, density_iterations=DEFAULT_ITERATIONS, sampling_eps=DEFAULT_EPS,
+                 density_gradient=False, **kwargs):
         super().__init__(**kwargs)
         if isinstance(reconstructor, dict):
             reconstructor = keras.saving.deserialize_keras_object(reconstructor)
@@ -276,6 +282,7 @@ class LearnedTrajectoryModel(keras.Model):
         self.trajectory_layer = trajectory
         self.density_iterations = int(density_iterations)
         self.sampling_eps = float(sampling_eps)
+        self.density_gradient = bool(density_gradient)
         self.crop_size = getattr(reconstructor, "crop_size", None)
 
     @property
@@ -301,11 +308,14 @@ class LearnedTrajectoryModel(keras.Model):
         self.built = True
 
     def density_of(self, trajectory):
-        """The density compensation the model uses for ``trajectory``: float32 ``(M,)`` (no gradient).
+        """The density compensation the model uses for ``trajectory``: float32 ``(M,)``, differentiable
+        with respect to it with ``density_gradient`` (else held fixed in the gradient).
 
         Args:
             trajectory: float32 ``(2, M)``.
         """
+        if self.density_gradient:
+            return pipe_menon_density(trajectory, self.image_shape, self.density_iterations)
         return tf.stop_gradient(pipe_menon_density(tf.stop_gradient(trajectory), self.image_shape, self.density_iterations))
 
     def trajectory_and_density(self):
@@ -374,6 +384,7 @@ class LearnedTrajectoryModel(keras.Model):
             "trajectory": keras.saving.serialize_keras_object(self.trajectory_layer),
             "density_iterations": self.density_iterations,
             "sampling_eps": self.sampling_eps,
+            "density_gradient": self.density_gradient,
         }
 
 
@@ -396,7 +407,8 @@ def with_learned_trajectory(reconstructor, trajectory, acceleration, options=Non
         trajectory: ``"learned-radial"`` or ``"learned-spiral"``.
         acceleration: the acceleration of the initial trajectory.
         options: `LearnedTrajectory` arguments (``n_shots``, ``readout_length``, ``trajectory_options``,
-            ``fov``, ``system``, ``projection_iterations``, ``parameter_scale``), or None.
+            ``fov``, ``system``, ``projection_iterations``, ``parameter_scale``) and the model's
+            ``density_gradient``, or None.
 
     Returns:
         a `LearnedTrajectoryModel`.
@@ -406,11 +418,15 @@ def with_learned_trajectory(reconstructor, trajectory, acceleration, options=Non
     """
     if learned_base(trajectory) is None:
         raise ConfigError(f"trajectory={trajectory!r}: expected one of {', '.join(LEARNED_TRAJECTORIES)}")
+    layer_options = dict(options or {})
+    density_gradient = layer_options.pop("density_gradient", False)
+    if not isinstance(density_gradient, bool):
+        raise ConfigError(f"trajectory_options density_gradient={density_gradient!r}: expected true or false")
     try:
-        layer = LearnedTrajectory(learned_base(trajectory), reconstructor.image_shape, acceleration, **(options or {}))
+        layer = LearnedTrajectory(learned_base(trajectory), reconstructor.image_shape, acceleration, **layer_options)
     except (TypeError, ValueError) as err:  # Keras refuses unknown keyword arguments with a ValueError
         raise ConfigError(f"trajectory_options={options!r} for a {trajectory} trajectory: {err}") from None
-    return LearnedTrajectoryModel(reconstructor, layer)
+    return LearnedTrajectoryModel(reconstructor, layer, density_gradient=density_gradient)
 
 
 def trajectory_report(layer):

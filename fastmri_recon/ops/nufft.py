@@ -271,7 +271,11 @@ def _interpolation(traj, geom):
     frac = tf.cast(t - k0, tf.float32)  # in (W/2 - 1, W/2]
     offsets = np.arange(width)
     z = (frac[..., None] - offsets.astype(np.float32)) * (2.0 / width)  # (B, d, M, W), |z| <= 1
-    phi = tf.exp(geom.beta * tf.sqrt(tf.maximum(1.0 - z * z, 0.0)) - geom.beta)
+    # sqrt(1 - z^2) with a finite gradient where it is 0 (|z| = 1 to float32 round-off: the kernel's edge), so that
+    # weights differentiated with respect to the trajectory (the density compensation's) have no inf / NaN
+    inside = 1.0 - z * z > 0.0
+    root = tf.where(inside, tf.sqrt(tf.where(inside, 1.0 - z * z, 1.0)), 0.0)
+    phi = tf.exp(geom.beta * root - geom.beta)
     # the (-1)^k checkerboard: (-1)^k0 times alternating signs along the kernel
     k0 = tf.cast(k0, index_dtype)
     parity = tf.cast(tf.bitwise.bitwise_and(k0, 1), tf.float32)[..., None]

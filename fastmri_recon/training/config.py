@@ -49,7 +49,7 @@ DEFAULT_DATA_DIR = "demo_data"
 DEMO_VOLUMES = "demo-volumes"
 """``data_dir`` of 3D runs that train on the demo volumes (`data.datasets.volume3d.demo_volumes`)."""
 CARTESIAN_OPTIONS = ("mask_type", "center_fractions", "cache_dir", "grid_shape")
-NONCARTESIAN_OPTIONS = ("trajectory", "trajectory_options", "image_shape", "volume_shape", "density_compensation")
+NONCARTESIAN_OPTIONS = ("trajectory", "trajectory_options", "image_shape", "volume_shape", "density_compensation", "off_resonance")
 KERAS_OBJECT_KEYS = ("class_name", "module", "config")
 """Keys of a serialized Keras object (``keras.saving.serialize_keras_object``): refused in constructor arguments."""
 MAX_JSON_VALUES = 10000
@@ -90,6 +90,10 @@ class TrainConfig:
         volume_shape: 3D models: the volume grid ``(D, H, W)`` (default ``(32, 32, 32)``).
         density_compensation: non-Cartesian models: give the models the pipeline's Pipe-Menon
             density (True, the default) or unit density (False: the plain adjoint ``A^H``).
+        off_resonance: 2D non-Cartesian models on spirals: None (on-resonance samples),
+            ``"simulated"`` (the samples carry the off-resonance of each file's B0 field map; the
+            model is not given it) or ``"known"`` (and the model gets the map and the read-out
+            times: its encoding is B0-aware); see `data.datasets.nc_config.NonCartesianConfig`.
         scale_factor: the factor the pipelines multiply k-space (samples) and targets by, part of
             the model's preprocessing: recorded in ``config.json`` and applied by every command that
             uses the run (None: the pipeline's default, 1e6 for fastMRI files, fastMRI's units; 1.0
@@ -140,6 +144,7 @@ class TrainConfig:
     image_shape: tuple = None
     volume_shape: tuple = None
     density_compensation: bool = None
+    off_resonance: str = None
     scale_factor: float = None
     virtual_coils: int = None
     coil_compression: str = None
@@ -196,12 +201,13 @@ class TrainConfig:
 
     @property
     def name(self):
-        """The run directory's name: ``MODEL_COILS_MASK_xACC`` or ``MODEL_COILS_TRAJECTORY_xACC``."""
+        """The run directory's name: ``MODEL_COILS_MASK_xACC`` or ``MODEL_COILS_TRAJECTORY_xACC`` (``_b0-KIND`` added with ``off_resonance``)."""
         if self.run_name:
             return self.run_name
         accelerations = "-".join(f"{a:g}" for a in self.accelerations)
         sampling = self.mask_type if self.acquisition == "cartesian" else self.trajectory
-        return f"{self.model}_{self.coils}_{sampling}_x{accelerations}"
+        off_resonance = f"_b0-{self.off_resonance}" if self.off_resonance else ""
+        return f"{self.model}_{self.coils}_{sampling}_x{accelerations}{off_resonance}"
 
     @property
     def run_dir(self):
@@ -291,11 +297,13 @@ def _resolve_acquisition(config):
         resolve(config, "volume_shape", config.volume_shape or _default(Volume3DConfig, "volume_shape"))
         if config.coils != "singlecoil":
             raise ConfigError(f"coils='{config.coils}': the 3D pipeline simulates single-coil volumes")
-        for name in ("contrasts", "phase_augmentation", "slice_selection", "edge_slices"):
+        for name in ("contrasts", "phase_augmentation", "slice_selection", "edge_slices", "off_resonance"):
             if getattr(config, name) not in (None, False, "all"):
                 raise ConfigError(f"{name}={quote(getattr(config, name))}: not an option of the 3D model '{config.model}'")
     if config.density_compensation is None:
         resolve(config, "density_compensation", True)
+    if config.trajectory in LEARNED_TRAJECTORIES and config.off_resonance is not None:
+        raise ConfigError(f"off_resonance={quote(config.off_resonance)}: not with a {config.trajectory} trajectory (read-out times of a fixed spiral)")
     if config.trajectory in LEARNED_TRAJECTORIES and not config.density_compensation:
         raise ConfigError(f"density_compensation=False: a {config.trajectory} trajectory's Pipe-Menon density follows it, always on")
     if len(config.accelerations) != 1:
@@ -307,7 +315,7 @@ def _resolve_acquisition(config):
 _TYPES = {
     "model": str, "model_config": dict, "data_dir": "str?", "cache_dir": "str?", "coils": str, "mask_type": "str?",
     "accelerations": "numbers", "center_fractions": "numbers?", "trajectory": "str?", "trajectory_options": "dict?",
-    "image_shape": "sizes?", "volume_shape": "sizes?", "density_compensation": "bool?", "scale_factor": "number?", "virtual_coils": "int?", "coil_compression": "str?", "contrasts": "strings?",
+    "image_shape": "sizes?", "volume_shape": "sizes?", "density_compensation": "bool?", "off_resonance": "str?", "scale_factor": "number?", "virtual_coils": "int?", "coil_compression": "str?", "contrasts": "strings?",
     "slice_selection": str, "edge_slices": "number", "grid_shape": "sizes?", "phase_augmentation": bool, "loss": str, "optimizer": str, "learning_rate": "number", "epochs": int,
     "steps_per_epoch": "int?", "batch_size": int, "validation_steps": "int?", "checkpoint_every": int,
     "mixed_precision": bool, "deterministic": bool, "seed": int, "strategy": str, "output_dir": str,
@@ -387,7 +395,7 @@ SECTIONS = {
     "model": {"name": "model", "config": "model_config"},
     "acquisition": {name: name for name in (
         "mask_type", "accelerations", "center_fractions", "trajectory", "trajectory_options", "image_shape", "volume_shape",
-        "density_compensation",
+        "density_compensation", "off_resonance",
     )},
     "data": {name: name for name in (
         "data_dir", "cache_dir", "coils", "contrasts", "slice_selection", "edge_slices", "grid_shape", "phase_augmentation",

@@ -152,7 +152,7 @@ def pipeline_config(config, seed):
     if config.acquisition == "noncartesian":
         return NonCartesianConfig(
             trajectory=config.trajectory, acceleration=config.accelerations[0], trajectory_options=config.trajectory_options,
-            image_shape=config.image_shape, sensitivity_maps=maps, **options,
+            image_shape=config.image_shape, sensitivity_maps=maps, off_resonance=config.off_resonance, **options,
         )
     options.update(
         mask_kind=config.mask_type, accelerations=config.accelerations, center_fractions=config.center_fractions,

@@ -102,3 +102,19 @@ def test_birdcage_maps():
 def test_invalid_config(field, value):
     with pytest.raises(ConfigError, match=field):
         DemoConfig(**{field: value})
+
+
+def test_every_file_holds_a_field_map(demo_dir):
+    from fastmri_recon.data.demo import load_template, simulate_subject
+
+    size = TINY_DEMO.image_size
+    for folder in FOLDERS:
+        for path in sorted((demo_dir / folder).glob("*.h5")):
+            with FastMRIFile(path) as handle:
+                field_map = handle.field_map()
+            assert field_map.shape == (TINY_DEMO.slices, size, size) and field_map.dtype == np.float32
+            assert 20 < np.abs(field_map).max() < 200  # Hz: a 40 Hz smooth field and a 120 Hz bump
+    data = simulate_subject(load_template(), TINY_DEMO, 0)
+    with FastMRIFile(demo_dir / "singlecoil_train" / "demo_000.h5") as handle:
+        np.testing.assert_array_equal(handle.field_map(), data["b0_map"])
+        np.testing.assert_array_equal(handle.kspace(), data["singlecoil"])

@@ -1,3 +1,4 @@
+import dataclasses
 import hashlib
 
 import h5py
@@ -11,6 +12,7 @@ from fastmri_recon.data.h5 import (
     list_volumes,
     read_volume,
     write_reconstruction,
+    write_volume,
 )
 from fastmri_recon.errors import DataError
 from fastmri_recon.files import atomic_path
@@ -168,13 +170,22 @@ def corrupt(kind, path):
     if kind == "no_target":
         _rewrite(path, "reconstruction_esc", None)
         return "missing dataset 'reconstruction_esc'"
+    if kind == "field_map_shape":
+        with h5py.File(path, "a") as handle:
+            handle["b0_map"] = np.zeros((3, 4, 4), np.float32)
+        return r"b0_map is float32 of shape \(3, 4, 4\), expected float32"
+    if kind == "field_map_nan":
+        with h5py.File(path, "a") as handle:
+            handle["b0_map"] = np.full((3, *volume.target.shape[1:]), np.nan, np.float32)
+        return "b0_map contains NaN or Inf"
     if kind == "no_header":
         _rewrite(path, "ismrmrd_header", None)
         return "missing dataset 'ismrmrd_header'"
     raise ValueError(kind)
 
 
-BAD_KINDS = ["missing", "text", "truncated", "no_kspace", "rank", "real", "nan", "target_size", "slices", "no_target", "no_header"]
+BAD_KINDS = ["missing", "text", "truncated", "no_kspace", "rank", "real", "nan", "target_size", "slices", "no_target", "no_header",
+             "field_map_shape", "field_map_nan"]
 
 
 @pytest.mark.parametrize("kind", BAD_KINDS)
@@ -184,3 +195,15 @@ def test_bad_files_raise_data_error_naming_file(tmp_path, kind):
     with pytest.raises(DataError, match=message) as info:
         read_volume(path)
     assert str(path) in str(info.value)
+
+
+def test_field_map_round_trip(tmp_path):
+    volume = random_volume(tmp_path / "a.h5", slices=3)
+    field_map = np.random.default_rng(0).uniform(-100, 100, volume.target.shape).astype(np.float32)
+    write_volume(dataclasses.replace(volume, field_map=field_map))
+    back = read_volume(tmp_path / "a.h5")
+    np.testing.assert_array_equal(back.field_map, field_map)
+    with FastMRIFile(tmp_path / "a.h5") as handle:
+        assert handle.has_field_map
+        np.testing.assert_array_equal(handle.field_map(1), field_map[1])
+    assert read_volume(random_volume(tmp_path / "b.h5", slices=2).path).field_map is None

@@ -13,6 +13,9 @@ from fastmri_recon.data.density import pipe_menon_density
 from fastmri_recon.data.trajectories import make_trajectory
 from fastmri_recon.errors import ConfigError, DataError
 from fastmri_recon.models.registry import build
+from fastmri_recon.ops.crop import center_crop
+from fastmri_recon.ops.fourier import np_ifftc
+from fastmri_recon.ops.nufft import np_ndft
 
 SHAPE_3D = (16, 16, 16)
 
@@ -204,3 +207,47 @@ def test_ncpdnet_loss_falls_on_the_pipelines(demo_dir, volumes_3d, trajectory, m
     losses = [float(step()) for _ in range(15)]
     print(f"{trajectory}: loss {losses[0]:.4f} -> {losses[-1]:.4f}")
     assert losses[-1] < 0.9 * losses[0]
+
+
+@pytest.mark.parametrize("coils", ["singlecoil", "multicoil"])
+def test_off_resonance_samples_use_the_files_field_maps(demo_dir, coils):
+    """``off_resonance``: the samples of the file's B0 map, by the time-segmented encoding; "known" gives it to the model."""
+    from fastmri_recon.data.field_maps import spiral_readout_times
+    from fastmri_recon.data.h5 import FastMRIFile
+    from fastmri_recon.ops.off_resonance import np_off_resonance_sum
+
+    options = dict(trajectory="spiral", trajectory_options={"n_shots": 4}, acceleration=2, batch_size=3)
+    directory = demo_dir / f"{coils}_val"
+    plain = batches(noncartesian_dataset(directory, NonCartesianConfig(**options), training=False))[0][0]
+    simulated = batches(noncartesian_dataset(directory, NonCartesianConfig(**options, off_resonance="simulated"), training=False))[0][0]
+    known = batches(noncartesian_dataset(directory, NonCartesianConfig(**options, off_resonance="known"), training=False))[0][0]
+    assert len(simulated) == len(plain) and len(known) == len(plain) + 2
+    np.testing.assert_array_equal(known[0], simulated[0])
+    field_map, times = known[-2:]
+    with FastMRIFile(sorted(directory.glob("*.h5"))[0]) as handle:
+        np.testing.assert_array_equal(field_map, handle.field_map(slice(0, 3)))
+    trajectory = plain[1][0]
+    np.testing.assert_allclose(times[0], spiral_readout_times(trajectory, 4, 10e-6, 1e-3))
+    assert np.abs(field_map).max() > 20  # Hz: the demo maps are not flat
+    assert np.linalg.norm(known[0] - plain[0]) > 0.05 * np.linalg.norm(plain[0])
+    if coils == "singlecoil":  # against the exact sum over the pixels, on the file's image cropped to the grid
+        with FastMRIFile(sorted(directory.glob("*.h5"))[0]) as handle:
+            image = center_crop(np_ifftc(handle.kspace(0)), (32, 32)) * 1e6
+        np.testing.assert_allclose(plain[0][0], np_ndft(image, trajectory), rtol=0, atol=1e-3 * np.abs(plain[0][0]).max())
+        exact = np_off_resonance_sum(image, trajectory, field_map[0], times[0])
+        assert np.linalg.norm(known[0][0] - exact) <= 2e-3 * np.linalg.norm(exact)
+
+
+def test_off_resonance_needs_a_spiral_and_field_maps(demo_dir, tmp_path):
+    from fastmri_recon.data.h5 import read_volume, write_volume
+    import dataclasses
+
+    with pytest.raises(ConfigError, match="off_resonance='known': expected None with a radial trajectory"):
+        NonCartesianConfig(off_resonance="known")
+    with pytest.raises(ConfigError, match="off_resonance='maybe'"):
+        NonCartesianConfig(trajectory="spiral", off_resonance="maybe")
+    (tmp_path / "val").mkdir()
+    volume = read_volume(sorted((demo_dir / "singlecoil_val").glob("*.h5"))[0])
+    write_volume(dataclasses.replace(volume, path=tmp_path / "val" / "no_map.h5", field_map=None))
+    with pytest.raises(DataError, match="no_map.h5: no 'b0_map' dataset"):
+        noncartesian_dataset(tmp_path / "val", NonCartesianConfig(trajectory="spiral", off_resonance="simulated"), training=False)

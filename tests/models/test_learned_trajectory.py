@@ -37,6 +37,21 @@ def smooth_images(batch=2, seed=0):
     return np.asarray(images, np.complex64)
 
 
+def check_directional_derivatives(loss, trajectory, gradient, step, tolerances):
+    """Central differences of ``loss`` along the gradient and a random direction against ``gradient``.
+
+    Only samples away from the k-space box (``|k| < 3`` rad) move, where a step stays feasible; ``tolerances``
+    are the relative ones of the two directions.
+    """
+    inside = np.abs(trajectory) < 3.0
+    directions = {"gradient": gradient * inside / np.abs(gradient * inside).max(),
+                  "random": np.random.default_rng(1).standard_normal(gradient.shape).astype(np.float32) * inside}
+    for (name, v), tolerance in zip(directions.items(), tolerances):
+        finite = (float(loss(trajectory + step * v)) - float(loss(trajectory - step * v))) / (2 * step)
+        analytic = float(np.sum(gradient * v))
+        assert abs(finite - analytic) <= tolerance * abs(analytic), (name, finite, analytic)
+
+
 @pytest.mark.slow
 def test_trajectory_gradient_of_the_whole_model_matches_finite_differences():
     """d loss / d trajectory through the simulated NUFFT and NC-PDNet's unrolled NUFFTs, at fixed density.
@@ -61,15 +76,46 @@ def test_trajectory_gradient_of_the_whole_model_matches_finite_differences():
         value_call = tf.reduce_mean((model(images) - target) ** 2)
     np.testing.assert_allclose(float(value_call), float(value), rtol=1e-6)
     np.testing.assert_array_equal(tape.gradient(value_call, model.trajectory_layer.points).numpy(), gradient)
-    inside = np.abs(trajectory.numpy()) < 3.0  # away from the k-space box, where a step stays feasible
-    directions = {"gradient": gradient * inside / np.abs(gradient * inside).max(),
-                  "random": np.random.default_rng(1).standard_normal(gradient.shape).astype(np.float32) * inside}
-    for name, tolerance in (("gradient", 0.01), ("random", 0.05)):
-        v = directions[name]
-        h = 3e-3
-        finite = (float(loss(trajectory + h * v)) - float(loss(trajectory - h * v))) / (2 * h)
-        analytic = float(np.sum(gradient * v))
-        assert abs(finite - analytic) <= tolerance * abs(analytic), (name, finite, analytic)
+    check_directional_derivatives(loss, trajectory.numpy(), gradient, step=3e-3, tolerances=(0.01, 0.05))
+
+
+@pytest.mark.slow
+def test_trajectory_gradient_through_the_density_matches_finite_differences():
+    """With ``density_gradient`` the gradient also goes through the Pipe-Menon density of the trajectory.
+
+    The trajectory is moved off the oversampled grid's points first (the radial start has samples on them, where
+    the kernel's edge makes the density's derivative undefined and central differences straddle its jump).
+    """
+    model = tiny_model()
+    model.density_gradient = True
+    images = smooth_images()
+    target = tf.constant(np.abs(images) * 0.8)
+    start = model.trajectory_and_density()[0].numpy()
+    trajectory = start + np.random.default_rng(2).uniform(-0.01, 0.01, start.shape).astype(np.float32)
+
+    def loss(t, with_density=True):
+        t = tf.convert_to_tensor(t)
+        density = model.density_of(t) if with_density else tf.stop_gradient(model.density_of(t))
+        return tf.reduce_mean((model.reconstruct(images, t, density) - target) ** 2)
+
+    point = tf.Variable(trajectory)
+    with tf.GradientTape(persistent=True) as tape:
+        value, fixed = loss(point), loss(point, with_density=False)
+    gradient, at_fixed_density = tape.gradient(value, point).numpy(), tape.gradient(fixed, point).numpy()
+    assert np.isfinite(gradient).all()
+    # the density's path is not negligible: the two gradients differ
+    assert np.linalg.norm(gradient - at_fixed_density) > 0.05 * np.linalg.norm(gradient)
+    check_directional_derivatives(loss, trajectory, gradient, step=1e-3, tolerances=(0.02, 0.1))
+
+
+def test_density_gradient_is_an_option_of_the_run_and_round_trips(tmp_path):
+    from fastmri_recon.models.learned_trajectory import with_learned_trajectory
+
+    model = with_learned_trajectory(NCPDNet(image_shape=SHAPE, **TINY), "learned-radial", 4, {"n_shots": 6, "density_gradient": True})
+    assert model.density_gradient and model.get_config()["density_gradient"] is True
+    assert not with_learned_trajectory(NCPDNet(image_shape=SHAPE, **TINY), "learned-radial", 4, {"n_shots": 6}).density_gradient
+    with pytest.raises(ConfigError, match="density_gradient='yes': expected true or false"):
+        with_learned_trajectory(NCPDNet(image_shape=SHAPE, **TINY), "learned-radial", 4, {"density_gradient": "yes"})
 
 
 @pytest.mark.slow

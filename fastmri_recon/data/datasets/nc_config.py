@@ -30,6 +30,8 @@ TRAJECTORIES_2D = trajectory_kind_names(dimensions=2, learned=False)
 TRAJECTORIES_3D = trajectory_kind_names(dimensions=3, learned=False)
 """The fixed 3D kinds of `data.trajectories.TRAJECTORY_KINDS`: the `Volume3DConfig` trajectories."""
 NC_SENSITIVITY_METHODS = ("acs", "lowres")
+OFF_RESONANCE = ("simulated", "known")
+"""`NonCartesianConfig.off_resonance` values (besides None)."""
 
 
 def _check_number(field, value, low, high, low_open=True):
@@ -90,6 +92,14 @@ class NonCartesianConfig:
             training subjects' range was reconstructed worse than by the adjoint without it.
         slice_selection, edge_slices, contrasts, batch_size, scale_factor, seed, skip_bad_files:
             as in `config.SinglecoilConfig` (the seed shuffles; the trajectory is fixed).
+        off_resonance: None (on-resonance samples), ``"simulated"`` (each slice's samples carry the
+            off-resonance of the file's B0 field map, `data.h5.FIELD_MAP_KEY`, which the model is not
+            given) or ``"known"`` (the same samples, and the model's inputs end with the field map
+            and the samples' read-out times). Spiral trajectories only (their read-out times follow
+            from the interleaves, `data.field_maps.spiral_readout_times`); every file needs a map
+            (the demo data's have one).
+        dwell_time: with ``off_resonance``: seconds between two samples of an interleaf (> 0).
+        echo_time: with ``off_resonance``: time of each interleaf's first sample, seconds (>= 0).
 
     Raises:
         ConfigError: naming the first invalid field.
@@ -112,10 +122,20 @@ class NonCartesianConfig:
     scale_factor: float = DEFAULT_SCALE_FACTOR
     seed: int = 0
     skip_bad_files: bool = False
+    off_resonance: str = None
+    dwell_time: float = 10e-6
+    echo_time: float = 1e-3
 
     def __post_init__(self):
         check_shape(self, "image_shape", 2, optional=True)
         _check_acquisition(self, TRAJECTORIES_2D, self.image_shape or (16, 16))
+        if self.off_resonance is not None:
+            if self.off_resonance not in OFF_RESONANCE:
+                fail_field("off_resonance", self.off_resonance, f"None or one of {OFF_RESONANCE}")
+            if self.trajectory != "spiral":
+                fail_field("off_resonance", self.off_resonance, "None with a radial trajectory (read-out times are a spiral's)")
+        _check_number("dwell_time", self.dwell_time, 0, 1)
+        _check_number("echo_time", self.echo_time, 0, 1, low_open=False)
         if self.sensitivity_maps is not None and self.sensitivity_maps not in NC_SENSITIVITY_METHODS:
             fail_field("sensitivity_maps", self.sensitivity_maps, f"None or one of {NC_SENSITIVITY_METHODS}")
         _check_number("calibration_fraction", self.calibration_fraction, 0, 1)

@@ -20,23 +20,34 @@ samples inside a centre disc (`sensitivity.nc_lowres_sensitivity_maps`). The tar
 (``reconstruction_esc`` / ``reconstruction_rss``); with normalised maps it is the magnitude of the
 coil-combined image the models reconstruct.
 
+With ``config.off_resonance`` (spiral trajectories), each slice's samples are those of the off-resonant
+encoding of the file's B0 field map (`data.h5.FIELD_MAP_KEY`, on the target's grid, centred on the image grid
+with zeros around it) and of the spiral's read-out times (`data.field_maps.spiral_readout_times`), by time
+segmentation (`ops.off_resonance.OffResonanceEncoding`, within 1e-3 of the exact sum for the demo data's
+fields); ``"known"`` also gives the map and the times to the model.
+
 File listing, checks, sharding, slice selection and shuffling are the Cartesian pipelines'
 (`cartesian`, `volumes`); samples and targets are multiplied by ``config.scale_factor``.
 """
+
+import inspect
 
 import tensorflow as tf
 
 from fastmri_recon.data.datasets.cartesian import replica_batch_size, batched_dataset, check_config_type, example_indices
 from fastmri_recon.data.datasets.nc_config import NonCartesianConfig
 from fastmri_recon.data.datasets.transforms import random_global_phase, volume_geometry, window_image
-from fastmri_recon.data.datasets.volumes import common_shape, scan_volumes, slice_reader, shard_volumes
+from fastmri_recon.data.datasets.volumes import common_shape, field_map_reader, scan_volumes, slice_reader, shard_volumes
 from fastmri_recon.data.density import pipe_menon_density
+from fastmri_recon.data.field_maps import spiral_readout_times
 from fastmri_recon.data.masks import tf_center_lines, tf_num_low
 from fastmri_recon.data.sensitivity import acs_sensitivity_maps, nc_lowres_sensitivity_maps
-from fastmri_recon.data.trajectories import make_trajectory
-from fastmri_recon.errors import ConfigError
+from fastmri_recon.data.trajectories import make_trajectory, spiral_trajectory
+from fastmri_recon.data.h5 import FIELD_MAP_KEY
+from fastmri_recon.errors import ConfigError, DataError
 from fastmri_recon.ops.fourier import ifft2c
 from fastmri_recon.ops.nufft import NUFFTPlan
+from fastmri_recon.ops.off_resonance import OffResonanceEncoding
 
 
 class SimulatedAcquisition:
@@ -65,6 +76,17 @@ class SimulatedAcquisition:
         """Non-Cartesian samples of images ``(..., *image_shape)`` complex64 -> ``(..., M)``."""
         return self.plan.forward(images)
 
+    def sample_off_resonance(self, images, field_map, readout_times):
+        """Off-resonant samples of one slice's (coil) images ``([coils,] *image_shape)`` complex64 -> ``([coils,] M)``.
+
+        Args:
+            images: complex64 ``([coils,] *image_shape)``.
+            field_map: float32 ``image_shape``, Hz.
+            readout_times: float32 ``(M,)``, seconds.
+        """
+        encoding = OffResonanceEncoding(self.trajectory, field_map[None], readout_times, self.image_shape, plan=self.plan)
+        return encoding.forward(images[None])[0]
+
 
 def calibration_band(num_cols, fraction):
     """float32 ``(num_cols,)``: the centre band of ``max(1, round(num_cols * fraction))`` columns (fastMRI's placement)."""
@@ -92,11 +114,14 @@ def noncartesian_dataset(directory, config=NonCartesianConfig(), training=True, 
         ``config.sensitivity_maps``: kspace complex64 ``(batch, M)`` or ``(batch, coils, M)``,
         trajectory float32 ``(batch, 2, M)``, density float32 ``(batch, M)``, smaps complex64
         ``(batch, coils, H, W)`` (``image_shape``), target float32 ``(batch, h, w)``; samples and
-        targets multiplied by ``config.scale_factor``.
+        targets multiplied by ``config.scale_factor``. With ``off_resonance="known"`` the inputs
+        end with the field map float32 ``(batch, H, W)`` (Hz) and the read-out times float32
+        ``(batch, M)`` (seconds).
 
     Raises:
         DataError: naming the file, for a corrupt or non-conforming file (unless
-            ``config.skip_bad_files``); naming the directory when no file is usable.
+            ``config.skip_bad_files``) or one without a field map with ``off_resonance``; naming
+            the directory when no file is usable.
         ConfigError: when the configuration is not a `NonCartesianConfig` or does not fit the data
             (image grid smaller than a target, targets of different sizes without ``image_shape``).
     """
@@ -123,6 +148,16 @@ def noncartesian_dataset(directory, config=NonCartesianConfig(), training=True, 
             config.trajectory, image_shape, config.acceleration, config.trajectory_options, config.density_iterations,
             config.nufft_eps,
         )
+    off_resonance = config.off_resonance
+    if off_resonance is not None:
+        if images:
+            raise ConfigError(f"off_resonance={off_resonance!r}: not with a learned trajectory (its read-out times are not a fixed spiral's)")
+        missing = [v.path for v in volumes if not v.has_field_map]
+        if missing:
+            raise DataError(f"{missing[0]}: no '{FIELD_MAP_KEY}' dataset (B0 field map); off_resonance={off_resonance!r} needs one in every file")
+        n_shots = config.trajectory_options.get("n_shots", inspect.signature(spiral_trajectory).parameters["n_shots"].default)
+        readout_times = tf.constant(spiral_readout_times(acquisition.trajectory.numpy(), n_shots, config.dwell_time, config.echo_time))
+        read_field = field_map_reader(volumes, target_shape)
     scale = tf.constant(config.scale_factor, tf.complex64)
     read = slice_reader(volumes, common_shape([v.kspace_shape for v in volumes]), target_shape)
 
@@ -131,8 +166,12 @@ def noncartesian_dataset(directory, config=NonCartesianConfig(), training=True, 
         grid_images = window_image(ifft2c(kspace * scale), offsets[file_index], image_shape)
         if images:
             inputs = (random_global_phase(grid_images, seed) if training and config.phase_augmentation else grid_images,)
-        else:
+        elif off_resonance is None:
             samples = acquisition.sample(grid_images)
+        else:  # the file's map on the target's grid, centred on the image grid
+            field_map = tf.image.resize_with_crop_or_pad(read_field(file_index, slice_index)[..., None], *image_shape)[..., 0]
+            samples = acquisition.sample_off_resonance(grid_images, field_map, readout_times)
+        if not images:
             if training and config.phase_augmentation:
                 samples = random_global_phase(samples, seed)
             inputs = (samples, acquisition.trajectory, acquisition.density)
@@ -147,6 +186,8 @@ def noncartesian_dataset(directory, config=NonCartesianConfig(), training=True, 
                     config.calibration_fraction, config.acs_threshold, plan=acquisition.plan,
                 ),
             )
+        if off_resonance == "known":
+            inputs += (field_map, readout_times)
         return (inputs[0] if len(inputs) == 1 else inputs), target * config.scale_factor
 
     return batched_dataset(example_indices(volumes, config, training), example, batch_size, training, input_context)

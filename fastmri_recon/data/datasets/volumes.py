@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 import tensorflow as tf
 
-from fastmri_recon.data.h5 import FastMRIFile, list_volumes
+from fastmri_recon.data.h5 import FIELD_MAP_KEY, FastMRIFile, list_volumes
 from fastmri_recon.errors import ConfigError, DataError
 
 
@@ -32,6 +32,7 @@ class VolumeInfo:
         padding: ``(padding_left, padding_right)``, the acquired columns from the header.
         acquisition: the ``acquisition`` attribute (contrast), or None.
         mask: the file's own ``mask``, float32 ``(W,)``, or None.
+        has_field_map: whether the file holds a B0 field map (`data.h5.FIELD_MAP_KEY`).
     """
 
     path: Path
@@ -42,6 +43,7 @@ class VolumeInfo:
     padding: tuple
     acquisition: str
     mask: np.ndarray = None
+    has_field_map: bool = dataclasses.field(default=False, compare=False)  # not in a TFRecord cache's index
 
 
 def _volume_info(path, multicoil, need_target):
@@ -64,6 +66,7 @@ def _volume_info(path, multicoil, need_target):
             padding=padding,
             acquisition=handle.attrs.get("acquisition"),
             mask=None if need_target else handle.mask,
+            has_field_map=handle.has_field_map,
         )
 
 
@@ -187,6 +190,45 @@ def slice_range(volume, edge_slices):
     return start, stop
 
 
+def _read_datasets(volume, keys, index):
+    """The slices ``index`` of the datasets ``keys`` of a volume's file, checked finite: a list of arrays.
+
+    Raises:
+        DataError: naming the file, when it cannot be read or holds NaN / Inf values.
+    """
+    try:
+        with h5py.File(volume.path, "r") as handle:
+            arrays = [handle[key][index] for key in keys]
+    except (OSError, KeyError, RuntimeError, ValueError) as err:
+        raise DataError(f"{volume.path}: cannot read slices {index}: truncated or corrupt file ({err})") from None
+    for key, array in zip(keys, arrays):
+        if not np.all(np.isfinite(array)):
+            raise DataError(f"{volume.path}: {key} slices {index} contain NaN or Inf values")
+    return arrays
+
+
+def field_map_reader(volumes, target_shape):
+    """A graph function reading one slice's B0 field map (`data.h5.FIELD_MAP_KEY`) from its file.
+
+    Args:
+        volumes: list of `VolumeInfo`, each with ``has_field_map``.
+        target_shape: static ``(h, w)`` of the maps (the targets').
+
+    Returns:
+        ``read(file_index, slice_index) -> field_map``: float32 ``target_shape`` tensor, Hz.
+    """
+    read_numpy = recorded(lambda file, index: _read_datasets(volumes[file], (FIELD_MAP_KEY,), index)[0].astype(np.float32))
+
+    def read(file_index, slice_index):
+        field_map = tf.numpy_function(
+            lambda file, index: read_numpy(int(file), int(index)), [file_index, slice_index], tf.float32, stateful=False
+        )
+        field_map.set_shape(target_shape)
+        return field_map
+
+    return read
+
+
 def read_slices(volume, index, with_target):
     """Read k-space (and target) slices of a volume, checking their values.
 
@@ -202,15 +244,7 @@ def read_slices(volume, index, with_target):
     Raises:
         DataError: naming the file, when it cannot be read or holds NaN / Inf values.
     """
-    keys = ("kspace", volume.target_key) if with_target else ("kspace",)
-    try:
-        with h5py.File(volume.path, "r") as handle:
-            arrays = [handle[key][index] for key in keys]
-    except (OSError, KeyError, RuntimeError, ValueError) as err:
-        raise DataError(f"{volume.path}: cannot read slices {index}: truncated or corrupt file ({err})") from None
-    for key, array in zip(keys, arrays):
-        if not np.all(np.isfinite(array)):
-            raise DataError(f"{volume.path}: {key} slices {index} contain NaN or Inf values")
+    arrays = _read_datasets(volume, ("kspace", volume.target_key) if with_target else ("kspace",), index)
     arrays[0] = arrays[0].astype(np.complex64, copy=False)
     if with_target:
         arrays[1] = arrays[1].astype(np.float32, copy=False)
