@@ -54,6 +54,25 @@ def test_learned_trajectory_run_trains_saves_resumes_and_evaluates(demo_dir, tmp
     assert "| learned | learned-radial x4 | 2 |" in out and "| nc-adjoint | radial x4 | 2 |" in out
 
 
+
+@pytest.mark.slow
+def test_multicoil_learned_trajectory_run_trains_and_evaluates(demo_dir, tmp_path, capfd):
+    args = ["train", "--model", "ncpdnet", *NC_TINY, *LEARNED, "--coils", "multicoil", "--data-dir", str(demo_dir),
+            "--steps-per-epoch", "2", "--epochs", "1", "--output-dir", str(tmp_path), "--run-name", "mc", "--quiet"]  # fmt: skip
+    status, _, err = run_main(args, capfd)
+    assert status == 0, err
+    run_dir = tmp_path / "mc"
+    learned, initial = np.load(run_dir / "trajectory.npy"), np.load(run_dir / "trajectory_initial.npy")
+    assert np.abs(learned - initial).max() > 1e-4  # the coil images' samples moved the trajectory
+    constraints = ReadoutConstraints.from_dict(json.loads((run_dir / "trajectory.json").read_text())["constraints"])
+    assert constraints.violations(learned).feasible
+    model, _ = load_trained_model(run_dir, "final")
+    np.testing.assert_array_equal(model.trajectory_layer.learned(), learned)
+    status, out, err = run_main(["evaluate", str(demo_dir / "multicoil_val"), "--model", str(run_dir), "--weights", "final",
+                                 "--quiet"], capfd)  # fmt: skip
+    assert status == 0, err
+    assert "| mc | learned-radial x4 | 2 |" in out
+
 def _errors(err):
     """The command's stderr lines without TensorFlow's start-up log (printed once, by whichever test first starts it)."""
     return [line for line in err if not line.startswith(("E0000", "W0000", "I0000"))]
