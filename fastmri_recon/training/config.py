@@ -32,14 +32,15 @@ from pathlib import Path
 
 import yaml
 
+from fastmri_recon.data.datasets.config import MulticoilConfig, SinglecoilConfig
 from fastmri_recon.data.datasets.nc_config import (
     TRAJECTORIES_2D,
     TRAJECTORIES_3D,
     NonCartesianConfig,
     Volume3DConfig,
 )
-from fastmri_recon.data.coil_compression import SliceCompression, slice_compression
-from fastmri_recon.data.trajectories import LEARNED_TRAJECTORIES
+from fastmri_recon.data.coil_compression import slice_compression
+from fastmri_recon.data.trajectories import LEARNED_TRAJECTORIES, TRAJECTORY_KINDS
 from fastmri_recon.errors import ConfigError, quote
 from fastmri_recon.models.registry import get_entry
 
@@ -184,11 +185,69 @@ class TrainConfig:
             raise ConfigError(f"run_name={quote(self.run_name)}: expected a folder name (no '/', not '..'), the run directory inside output_dir")
         check_plain_json(self.model_config, "model_config")
         check_plain_json(self.trajectory_options, "trajectory_options")
+        self.pipeline(self.seed)  # the data and acquisition values: checked once, by the pipeline configuration that uses them
 
     @property
     def acquisition(self):
         """``"cartesian"`` or ``"noncartesian"``: the model's registry entry's acquisition."""
         return get_entry(self.model).acquisition
+
+    @property
+    def learned(self):
+        """Whether the run learns its trajectory (``trajectory`` one of `LEARNED_TRAJECTORIES`)."""
+        return self.acquisition == "noncartesian" and self.trajectory in LEARNED_TRAJECTORIES
+
+    @property
+    def needs_smaps(self):
+        """Whether the run's inputs carry sensitivity maps: multi-coil data for a model that needs them."""
+        return self.coils == "multicoil" and get_entry(self.model).load_class().needs_smaps
+
+    def pipeline(self, seed):
+        """The data pipeline's configuration for the run (``seed`` varies per epoch in training).
+
+        The pipeline configurations validate the data and acquisition fields (one validator per
+        field); `TrainConfig` checks their types and how they combine with the model.
+
+        Returns:
+            `SinglecoilConfig` / `MulticoilConfig` (Cartesian), `NonCartesianConfig` (2D
+            non-Cartesian) or `Volume3DConfig` (3D).
+
+        Raises:
+            ConfigError: naming the first field the pipeline refuses.
+        """
+        if self.volumetric:
+            return Volume3DConfig(
+                trajectory=self.trajectory, acceleration=self.accelerations[0], trajectory_options=self.trajectory_options,
+                volume_shape=self.volume_shape, batch_size=self.batch_size, seed=seed, scale_factor=self.scale_factor,
+            )
+        options = {
+            "slice_selection": self.slice_selection,
+            "edge_slices": self.edge_slices,
+            "phase_augmentation": self.phase_augmentation,
+            "contrasts": self.contrasts,
+            "batch_size": self.batch_size,
+            "seed": seed,
+            "scale_factor": self.scale_factor,
+        }
+        maps = "acs" if self.needs_smaps else None
+        if self.learned:  # the pipeline gives images: the model samples them on its own trajectory
+            return NonCartesianConfig(
+                trajectory=TRAJECTORY_KINDS[self.trajectory].learned_from, acceleration=self.accelerations[0], image_shape=self.image_shape,
+                sensitivity_maps=maps, **options,
+            )
+        if self.acquisition == "noncartesian":
+            return NonCartesianConfig(
+                trajectory=self.trajectory, acceleration=self.accelerations[0], trajectory_options=self.trajectory_options,
+                image_shape=self.image_shape, sensitivity_maps=maps, off_resonance=self.off_resonance, **options,
+            )
+        options.update(
+            mask_kind=self.mask_type, accelerations=self.accelerations, center_fractions=self.center_fractions,
+            grid_shape=self.grid_shape,
+        )
+        if self.coils == "multicoil":
+            compression = {"virtual_coils": self.virtual_coils, "coil_compression": self.coil_compression or "svd"}
+            return MulticoilConfig(**options, sensitivity_maps=maps, **compression)
+        return SinglecoilConfig(**options)
 
     def compression(self):
         """The `SliceCompression` of ``virtual_coils`` / ``coil_compression``, or None."""
@@ -232,22 +291,16 @@ def _default(cls, field):
 
 
 def _resolve_scale(config, pipeline):
-    """Fill ``scale_factor`` with the pipeline's default (`NonCartesianConfig`'s is the 2D one) and check it.
-
-    Raises:
-        ConfigError: for a factor that is not a finite number > 0.
-    """
+    """Fill ``scale_factor`` with the pipeline's default (`NonCartesianConfig`'s is the 2D one; the pipeline checks it)."""
     if config.scale_factor is None:
         object.__setattr__(config, "scale_factor", float(_default(pipeline, "scale_factor")))
-    if not (0 < config.scale_factor < math.inf):
-        raise ConfigError(f"scale_factor={config.scale_factor!r}: expected a finite number > 0")
 
 
 def _resolve_compression(config, cartesian):
-    """Check ``virtual_coils`` / ``coil_compression`` (Cartesian multi-coil runs only) and fill the method.
+    """Check that ``virtual_coils`` / ``coil_compression`` belong to a Cartesian multi-coil run and fill the method.
 
     Raises:
-        ConfigError: for compression options of another run, a bad count or an unknown method.
+        ConfigError: for compression options of another run (`MulticoilConfig` checks the count and the method).
     """
     if config.virtual_coils is None:
         if config.coil_compression is not None:
@@ -256,8 +309,7 @@ def _resolve_compression(config, cartesian):
     if not cartesian or config.coils != "multicoil":
         kind = "multi-coil" if cartesian else "Cartesian"
         raise ConfigError(f"virtual_coils={config.virtual_coils}: coil compression needs {kind} data; model '{config.model}' with coils='{config.coils}'")
-    object.__setattr__(config, "coil_compression", config.coil_compression or "svd")
-    SliceCompression(config.virtual_coils, config.coil_compression)  # checks both
+    object.__setattr__(config, "coil_compression", config.coil_compression or "svd")  # the pipeline checks both
 
 
 def _resolve_acquisition(config):

@@ -35,7 +35,6 @@ from fastmri_recon.training.rundir import (
     acquisition,
     build_model,
     evaluation_sampler,
-    is_learned,
     output_shape,
     split_source,
 )
@@ -164,7 +163,7 @@ def _fit(config, strategy, description, crop_size, progress):
         )
         with reading_errors():
             summary = trainer.fit()
-        if is_learned(config) and is_chief(strategy):
+        if config.learned and is_chief(strategy):
             run.write_trajectory(trainer.model.trajectory_layer)
     finally:
         keras.mixed_precision.set_global_policy(policy)

@@ -26,13 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from fastmri_recon.data.datasets import MulticoilConfig, NonCartesianConfig, SinglecoilConfig, Volume3DConfig, demo_volumes
+from fastmri_recon.data.datasets import demo_volumes
 from fastmri_recon.data.datasets.volume3d import nifti_paths
 from fastmri_recon.data.h5 import list_volumes, target_shape
 from fastmri_recon.errors import ConfigError, quote
 from fastmri_recon.data.acquisition import NonCartesianAcquisition
 from fastmri_recon.files import atomic_path, make_directory, write_text
-from fastmri_recon.models.learned_trajectory import learned_base, trajectory_figure, trajectory_report, with_learned_trajectory
+from fastmri_recon.models.learned_trajectory import trajectory_figure, trajectory_report, with_learned_trajectory
 from fastmri_recon.models.registry import build, get_entry
 from fastmri_recon.models.weights import load_checked
 from fastmri_recon.training.config import DEMO_VOLUMES, from_dict
@@ -92,16 +92,6 @@ def model_grid(config, crop_size):
     return tuple(config.volume_shape if config.volumetric else (config.image_shape or crop_size))
 
 
-def is_learned(config):
-    """Whether the run learns its trajectory (``trajectory`` one of `LEARNED_TRAJECTORIES`)."""
-    return config.acquisition == "noncartesian" and learned_base(config.trajectory) is not None
-
-
-def needs_smaps(config):
-    """Whether the run's inputs carry sensitivity maps: multi-coil data for a model that needs them."""
-    return get_entry(config.model).load_class().needs_smaps and config.coils == "multicoil"
-
-
 def build_model(config, crop_size):
     """The run's model: the registry's class with the run's ``model_config``, non-Cartesian models on `model_grid`.
 
@@ -114,54 +104,9 @@ def build_model(config, crop_size):
         model = build(config.model, crop_size=crop_size, **({} if grid is None else {"image_shape": grid}), **config.model_config)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"model_config for '{config.model}' ({cls.__name__}): {err}") from None
-    if is_learned(config):
+    if config.learned:
         return with_learned_trajectory(model, config.trajectory, config.accelerations[0], config.trajectory_options)
     return model
-
-
-def pipeline_config(config, seed):
-    """The data pipeline's configuration for the run (``seed`` varies per epoch in training).
-
-    Returns:
-        `SinglecoilConfig` / `MulticoilConfig` (Cartesian), `NonCartesianConfig` (2D
-        non-Cartesian) or `Volume3DConfig` (3D).
-
-    Raises:
-        ConfigError: for options the pipeline refuses (e.g. trajectory_options).
-    """
-    maps = "acs" if needs_smaps(config) else None
-    if config.volumetric:
-        return Volume3DConfig(
-            trajectory=config.trajectory, acceleration=config.accelerations[0], trajectory_options=config.trajectory_options,
-            volume_shape=config.volume_shape, batch_size=config.batch_size, seed=seed, scale_factor=config.scale_factor,
-        )
-    options = {
-        "slice_selection": config.slice_selection,
-        "edge_slices": config.edge_slices,
-        "phase_augmentation": config.phase_augmentation,
-        "contrasts": config.contrasts,
-        "batch_size": config.batch_size,
-        "seed": seed,
-        "scale_factor": config.scale_factor,
-    }
-    if is_learned(config):  # the pipeline gives images: the model samples them on its own trajectory
-        return NonCartesianConfig(
-            trajectory=learned_base(config.trajectory), acceleration=config.accelerations[0], image_shape=config.image_shape,
-            sensitivity_maps=maps, **options,
-        )
-    if config.acquisition == "noncartesian":
-        return NonCartesianConfig(
-            trajectory=config.trajectory, acceleration=config.accelerations[0], trajectory_options=config.trajectory_options,
-            image_shape=config.image_shape, sensitivity_maps=maps, off_resonance=config.off_resonance, **options,
-        )
-    options.update(
-        mask_kind=config.mask_type, accelerations=config.accelerations, center_fractions=config.center_fractions,
-        grid_shape=config.grid_shape,
-    )
-    if config.coils == "multicoil":
-        compression = {"virtual_coils": config.virtual_coils, "coil_compression": config.coil_compression or "svd"}
-        return MulticoilConfig(**options, sensitivity_maps=maps, **compression)
-    return SinglecoilConfig(**options)
 
 
 def acquisition(config, seed):
@@ -169,10 +114,10 @@ def acquisition(config, seed):
 
     The non-Cartesian one (at ``config.seed``) is also what evaluating the run simulates by default.
     """
-    pipeline = pipeline_config(config, seed)
+    pipeline = config.pipeline(seed)
     if config.acquisition == "cartesian":
         return pipeline
-    return NonCartesianAcquisition(pipeline, config.density_compensation, learned=is_learned(config))
+    return NonCartesianAcquisition(pipeline, config.density_compensation, learned=config.learned)
 
 
 def evaluation_sampler(config):
@@ -307,7 +252,7 @@ class RunDirectory:
     @property
     def learned(self):
         """Whether the run learned its trajectory."""
-        return is_learned(self.config)
+        return self.config.learned
 
     def compression(self):
         """The run's `SliceCompression`, or None."""

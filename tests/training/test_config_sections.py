@@ -8,7 +8,6 @@ from test_cli import run_main
 
 from fastmri_recon.errors import ConfigError
 from fastmri_recon.training.config import SECTIONS, TrainConfig, flatten_sections, from_dict, nest, set_override
-from fastmri_recon.training.rundir import pipeline_config
 
 
 def test_every_field_is_in_exactly_one_section():
@@ -64,14 +63,26 @@ def test_set_override_sets_fields_and_mapping_entries():
 
 
 def test_pipeline_options_reach_the_pipeline():
-    cartesian = pipeline_config(from_dict({"edge_slices": 2, "grid_shape": [40, 36]}), 0)
+    cartesian = from_dict({"edge_slices": 2, "grid_shape": [40, 36]}).pipeline(0)
     assert cartesian.edge_slices == 2 and cartesian.grid_shape == (40, 36)
-    assert pipeline_config(from_dict({"model": "ncpdnet", "edge_slices": 0.25}), 0).edge_slices == 0.25
+    assert from_dict({"model": "ncpdnet", "edge_slices": 0.25}).pipeline(0).edge_slices == 0.25
     with pytest.raises(ConfigError, match="grid_shape=.*a Cartesian option, but model 'ncpdnet'"):
         from_dict({"model": "ncpdnet", "grid_shape": [32, 32]})
     with pytest.raises(ConfigError, match="edge_slices=2: not an option of the 3D model"):
         from_dict({"model": "ncpdnet-3d", "edge_slices": 2})
 
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"edge_slices": 0.7}, r"edge_slices=0.7: expected an int >= 0 \(slices\) or a float in \[0, 0.5\)"),
+    ({"model": "ncpdnet", "slice_selection": "some"}, r"slice_selection='some': expected one of \('all', 'random'\)"),
+    ({"coils": "multicoil", "virtual_coils": 0}, "virtual_coils=0"),
+    ({"scale_factor": -1.0}, r"scale_factor=-1.0: expected a finite number > 0"),
+])  # fmt: skip
+def test_data_values_are_checked_when_the_configuration_is_made_by_the_pipeline(values, message):
+    """One validator per value: the pipeline configuration's, run by TrainConfig itself (not first at training time)."""
+    with pytest.raises(ConfigError, match=message):
+        from_dict(values)
 
 def test_train_reads_a_sectioned_file_and_set(demo_dir, tmp_path, capfd):
     config = tmp_path / "run.yaml"

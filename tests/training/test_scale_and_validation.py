@@ -13,7 +13,6 @@ from test_cli import run_main
 from fastmri_recon.errors import ConfigError
 from fastmri_recon.hub.locate import resolve
 from fastmri_recon.training.config import TrainConfig, from_dict
-from fastmri_recon.training.rundir import pipeline_config
 
 UNITS = 1e-3
 """The scanner units of the scaled copies: the demo data's values times this."""
@@ -36,9 +35,9 @@ def scaled_copy(source, destination, factor):
 def test_scale_factor_default_is_recorded_and_reaches_the_pipeline(model, expected):
     config = TrainConfig(model=model)
     assert config.scale_factor == expected and config.to_json()["scale_factor"] == expected
-    assert pipeline_config(config, 0).scale_factor == expected
+    assert config.pipeline(0).scale_factor == expected
     given = TrainConfig(model=model, scale_factor=250.0)
-    assert pipeline_config(given, 3).scale_factor == 250.0
+    assert given.pipeline(3).scale_factor == 250.0
     stored = {key: value for key, value in config.to_json().items() if key != "scale_factor"}  # a run of an older version
     assert from_dict(stored).scale_factor == expected
 
