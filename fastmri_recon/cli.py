@@ -117,6 +117,31 @@ def demo_data(out_dir, quiet, **options):
     click.echo(f"demo data {state}: {count} files in {out_dir}")
 
 
+
+@cli.command("cache-tfrecords")
+@click.argument("input_dir", type=click.Path(path_type=Path))
+@click.argument("output_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--shard-size", default=32, show_default=True, type=click.IntRange(min=1), help="Slices (records) per shard file.")
+@click.option("--skip-bad-files", is_flag=True, help="Skip corrupt or non-conforming files with a warning (recorded in the index).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def cache_tfrecords(input_dir, output_dir, shard_size, skip_bad_files, quiet):
+    """Write a TFRecord cache of the fastMRI files of INPUT_DIR (single- or multi-coil, with targets) to OUTPUT_DIR.
+
+    `train --cache-dir` (and the pipelines' ``cache_dir``) then read the slices from it: the same
+    batches as from the HDF5 files. A cache of the directory's current files with the same shard size
+    is left as it is; another cache in OUTPUT_DIR is replaced once the new one is complete.
+    """
+    import_tensorflow_quietly()
+    from fastmri_recon.data.datasets.tfrecord import build_cache
+
+    info = build_cache(input_dir, output_dir, shard_size, skip_bad_files, progress=not quiet)
+    state = "built" if info["built"] else "already up to date"
+    skipped = f", {info['skipped']} bad files skipped" if info["skipped"] else ""
+    click.echo(
+        f"cache {state}: {info['slices']} slices of {info['volumes']} volumes in {info['shards']} shards "
+        f"in {output_dir}{skipped}"
+    )
+
 def _sampler(mask_type, accelerations, center_fractions):
     from fastmri_recon.data.masks import MaskSampler, default_center_fraction
 
@@ -455,7 +480,7 @@ SIGTERM_STATUS = 143
     help="Folder with {coils}_train/ and {coils}_val/ [default: demo_data]; 3D models: with volumes_train/ and "
     "volumes_val/ (NIfTI), or 'demo-volumes' (the default: demo volumes).",
 )
-@click.option("--cache-dir", help="Cartesian models: folder of TFRecord caches {coils}_train/ and {coils}_val/ (data_scripts/cache_tfrecords.py) read instead of the HDF5 files.")
+@click.option("--cache-dir", help="Cartesian models: folder of TFRecord caches {coils}_train/ and {coils}_val/ (fastmri-recon cache-tfrecords) read instead of the HDF5 files.")
 @click.option("--coils", type=click.Choice(["singlecoil", "multicoil"]), help="[default: singlecoil]")
 @click.option("--mask-type", type=_MaskKindChoice(), help="Cartesian models: [default: random]")
 @click.option("--acceleration", "accelerations", help="Comma-separated accelerations, one drawn per example (non-Cartesian: one) [default: 4].")
@@ -563,7 +588,7 @@ def train(config_file, overrides, dry_run, quiet, **options):
 @click.option("--budget", type=click.Choice(["tiny", "default", "paper"]), default="default", show_default=True, help="Training budget and network sizes.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("demo_data"), show_default=True, help="fastMRI data (its singlecoil_/multicoil_ train and val folders) or the demo data folder (built if absent).")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("benchmark"), show_default=True, help="Tables, figures and training runs.")
-@click.option("--table", "tables", multiple=True, type=click.Choice(["a", "b"]), help="Only this table (repeatable; default: both).")
+@click.option("--table", "tables", multiple=True, type=click.Choice(["a", "b", "c", "d"]), help="Only this table (repeatable; default: a and b, the main job); c and d are written to OUTPUT_DIR/table_c and OUTPUT_DIR/table_d.")
 @click.option(
     "--weights",
     type=click.Choice(["trained", "published"]),
@@ -580,21 +605,40 @@ def benchmark(budget, data_dir, output_dir, tables, weights, manifest, quiet):
     table (b) multi-coil (XPDNet, E2E-VarNet vs zero-filled, GRAPPA, SENSE and CS) as Markdown, JSON
     and CSV, with figures of reconstructions and error maps. Running it again resumes / reuses the runs.
 
+    On request (--table c, --table d), the two other papers' tables: (c) NC-PDNet against the
+    density-compensated adjoint on radial and spiral data, 2D single- and multi-coil and 3D (its own
+    demo data, or the 2D fastMRI data of --data-dir); (d) DEQ-XPDNet with the SHINE, Jacobian-free
+    and implicit backward passes against the unrolled XPDNet, multi-coil.
+
     With --weights published, the papers' own networks (downloaded from the Hub once, converted from
     their Keras-2 files) are evaluated with zero-filled as the papers did, beside the published PSNR:
     table (a) on singlecoil_val at x4, table (b) the challenge XPDNet on multicoil_val at x4.
     """
-    import_tensorflow_quietly()
     tables = tables or ("a", "b")
+    main_tables = tuple(table for table in tables if table in ("a", "b"))
+    if weights == "published" and len(main_tables) < len(tables):
+        raise click.BadParameter("the published weights are those of tables a and b", param_hint="--table")
+    import_tensorflow_quietly()
     if weights == "published":
         from fastmri_recon.workflows.published import run_published_benchmark
 
         run_published_benchmark(output_dir, data_dir, tables, progress=not quiet, log=click.echo, manifest=manifest)
-    else:
-        from fastmri_recon.workflows.benchmark import run_benchmark
+        click.echo(f"tables and figures written to {output_dir}")
+        return
+    from fastmri_recon.workflows.benchmark import holds_fastmri_data, run_benchmark
+    from fastmri_recon.workflows.table_c import run_table_c
+    from fastmri_recon.workflows.table_d import run_table_d
 
-        run_benchmark(output_dir, data_dir, budget, progress=not quiet, log=click.echo, tables=tables)
-    click.echo(f"tables and figures written to {output_dir}")
+    if main_tables:
+        run_benchmark(output_dir, data_dir, budget, progress=not quiet, log=click.echo, tables=main_tables)
+        click.echo(f"tables and figures written to {output_dir}")
+    if "c" in tables:  # its own demo data (64 x 64 images) unless the folder holds fastMRI data
+        planar_data = data_dir if holds_fastmri_data(data_dir) else None
+        run_table_c(output_dir / "table_c", budget, progress=not quiet, log=click.echo, data_dir=planar_data)
+        click.echo(f"table (c) written to {output_dir / 'table_c'}")
+    if "d" in tables:
+        run_table_d(output_dir / "table_d", data_dir, budget, progress=not quiet, log=click.echo)
+        click.echo(f"table (d) written to {output_dir / 'table_d'}")
 
 
 @cli.command("models")

@@ -29,13 +29,14 @@ def run_main(argv, capfd):
 def test_help_lists_commands(capfd):
     status, out, _ = run_main(["--help"], capfd)
     assert status == 0
-    for command in ("demo-data", "evaluate", "models", "train", "benchmark", "weights", "reconstruct"):
+    for command in ("demo-data", "cache-tfrecords", "evaluate", "models", "train", "benchmark", "weights", "reconstruct"):
         assert command in out
 
 
 @pytest.mark.parametrize(
     "command",
-    ["demo-data", "evaluate", "models", "train", "benchmark", "reconstruct", "weights", "weights list", "weights fetch", "weights publish"],
+    ["demo-data", "cache-tfrecords", "evaluate", "models", "train", "benchmark", "reconstruct", "weights", "weights list", "weights fetch",
+     "weights publish"],
 )
 def test_command_help(capfd, command):
     status, out, _ = run_main([*command.split(), "--help"], capfd)

@@ -73,7 +73,7 @@ class TrainConfig:
             MNI template at ``volume_shape`` (`volume3d.demo_volumes`, seeds 0 and 1).
         cache_dir: Cartesian models: directory holding TFRecord caches ``{coils}_train/`` and
             ``{coils}_val/`` of the ``data_dir`` splits (`data.datasets.tfrecord`, built by
-            ``data_scripts/cache_tfrecords.py``), read instead of the HDF5 files (same batches), or None.
+            ``fastmri-recon cache-tfrecords``), read instead of the HDF5 files (same batches), or None.
         coils: ``singlecoil`` or ``multicoil`` (3D models: single-coil).
         mask_type: Cartesian models: undersampling mask kind (fastMRI's: random, equispaced, ...;
             default random).

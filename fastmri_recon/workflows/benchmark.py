@@ -106,6 +106,12 @@ TUNING_VOLUMES = 1
 DEMO_CONFIGS = {"tiny": DemoConfig(train_subjects=2, val_subjects=1, test_subjects=1, slices=2, image_size=32, coils=4)}
 
 
+def holds_fastmri_data(data_dir, splits=("singlecoil_train", "singlecoil_val", "multicoil_train", "multicoil_val")):
+    """Whether ``data_dir`` is real data (fastMRI's split folders, among ``splits``, and no demo build's ``demo_info.json``)."""
+    data_dir = Path(data_dir)
+    return not (data_dir / "demo_info.json").is_file() and any((data_dir / split).is_dir() for split in splits)
+
+
 def prepare_data(data_dir, tables, budget, progress, demo_config=None, splits=("train", "val"), keep_demo=False):
     """The data of the benchmark: the user's fastMRI folders if ``data_dir`` holds them, else the demo data.
 
@@ -132,7 +138,7 @@ def prepare_data(data_dir, tables, budget, progress, demo_config=None, splits=("
         ConfigError: for real data without a split folder a table needs.
     """
     splits = [f"{table.coils}_{split}" for table in tables for split in splits]
-    is_demo = (data_dir / "demo_info.json").is_file() or not any((data_dir / split).is_dir() for split in splits)
+    is_demo = not holds_fastmri_data(data_dir, splits)
     if is_demo and keep_demo and (data_dir / "demo_info.json").is_file():
         return "demo"
     if is_demo:

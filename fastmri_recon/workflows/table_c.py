@@ -17,7 +17,7 @@ Budgets, as the benchmark's (`workflows.benchmark.BUDGETS`): ``tiny`` (seconds: 
 reduced, 400 steps in 2D and 150 in 3D) and ``paper`` (the networks' paper configurations on 128 x 128 images
 and 48^3 volumes, 20 times the steps; for a GPU).
 
-The command that makes the table: ``experiments/table_c_noncartesian/run.py``.
+The command that makes the table: ``fastmri-recon benchmark --table c`` (into ``OUTPUT_DIR/table_c``).
 """
 
 import dataclasses

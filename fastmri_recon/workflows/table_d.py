@@ -33,7 +33,7 @@ Budgets, named as the benchmark's (`workflows.benchmark.BUDGETS`):
   single iteration, both with the medium MWCNN and 5 primal buffers, Broyden at most 20 iterations
   to 1e-3 forward and backward — with 20 times the default steps; for a GPU and the real data.
 
-The command that makes the table: ``experiments/table_d_deq/run.py``.
+The command that makes the table: ``fastmri-recon benchmark --table d`` (into ``OUTPUT_DIR/table_d``).
 """
 
 import csv

@@ -1,7 +1,6 @@
-"""The TFRecord cache: same batches as the HDF5 files, stale / foreign detection, atomic writing, the script."""
+"""The TFRecord cache: same batches as the HDF5 files, stale / foreign detection, atomic writing, the ``cache-tfrecords`` command."""
 
 import dataclasses
-import importlib.util
 import json
 import os
 import subprocess
@@ -13,6 +12,7 @@ import pytest
 import tensorflow as tf
 from data.test_h5 import corrupt
 from pipeline_helpers import copy_files, demo_files_copy, singlecoil_dir  # noqa: F401
+from test_cli import run_main
 
 from fastmri_recon.data.datasets import (
     CacheError,
@@ -27,8 +27,6 @@ from fastmri_recon.data.datasets.tfrecord import INDEX_FILE, SCHEMA_VERSION, exa
 from fastmri_recon.data.datasets.volumes import scan_volumes
 from fastmri_recon.data.h5 import read_volume
 from fastmri_recon.errors import ConfigError, DataError
-
-SCRIPT = Path(__file__).parents[2] / "data_scripts" / "cache_tfrecords.py"
 
 
 def batches(dataset, passes=1):
@@ -253,33 +251,25 @@ def test_build_keeps_an_up_to_date_cache_and_refuses_other_folders(singlecoil_di
         build_cache(tmp_path / "missing", tmp_path / "cache", progress=False)
 
 
-def _script_main():
-    spec = importlib.util.spec_from_file_location("cache_tfrecords", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
-
-
-def test_script_builds_a_cache_the_pipeline_reads(singlecoil_dir, tmp_path, capfd):  # noqa: F811
-    main = _script_main()
-    main([str(singlecoil_dir), str(tmp_path / "cache"), "--shard-size", "4", "--quiet"])
-    out, err = capfd.readouterr()
-    assert out.strip() == f"cache built: 9 slices of 3 volumes in 3 shards in {tmp_path / 'cache'}" and err == ""
+def test_command_builds_a_cache_the_pipeline_reads(singlecoil_dir, tmp_path, capfd):  # noqa: F811
+    args = ["cache-tfrecords", str(singlecoil_dir), str(tmp_path / "cache"), "--shard-size", "4", "--quiet"]
+    status, out, err = run_main(args, capfd)
+    assert status == 0 and out.strip() == f"cache built: 9 slices of 3 volumes in 3 shards in {tmp_path / 'cache'}", err
     config = SinglecoilConfig(batch_size=3, cache_dir=tmp_path / "cache")
     assert len(batches(singlecoil_dataset(singlecoil_dir, config, training=False))) == 3
-    main([str(singlecoil_dir), str(tmp_path / "cache"), "--shard-size", "4", "--quiet"])
-    assert "cache already up to date" in capfd.readouterr().out
+    status, out, _ = run_main(args, capfd)
+    assert status == 0 and "cache already up to date" in out
     for argv, fragment in (([str(tmp_path / "missing"), str(tmp_path / "c")], "no such directory"), ([str(singlecoil_dir), str(tmp_path / "c"), "--shard-size", "0"], "--shard-size")):
-        with pytest.raises(SystemExit) as exit_:
-            main(argv)
-        _, err = capfd.readouterr()
-        assert exit_.value.code == 2 and err.count("\n") == 1 and err.startswith("error: ") and fragment in err
+        status, _, err = run_main(["cache-tfrecords", *argv], capfd)
+        err = [line for line in err if not line.startswith(("E0000", "W0000", "I0000"))]
+        assert status == 2 and len(err) == 1 and err[0].startswith("error: ") and fragment in err[0]
 
 
 @pytest.mark.slow
-def test_script_bad_input_is_one_line_and_status_2(tmp_path):
+def test_installed_command_bad_input_is_one_line_and_status_2(tmp_path):
+    exe = Path(sys.executable).with_name("fastmri-recon")
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), str(tmp_path / "missing"), str(tmp_path / "cache")], capture_output=True, text=True, timeout=300, check=False
+        [str(exe), "cache-tfrecords", str(tmp_path / "missing"), str(tmp_path / "cache")], capture_output=True, text=True, timeout=300, check=False
     )
     assert result.returncode == 2 and result.stderr == f"error: {tmp_path / 'missing'}: no such directory\n"
     assert not (tmp_path / "cache").exists()

@@ -1,8 +1,9 @@
-"""Table (c) (`workflows.table_c`, run by experiments/table_c_noncartesian/run.py) at the tiny budget."""
+"""Table (c) (`workflows.table_c`, run by ``fastmri-recon benchmark --table c``) at the tiny budget."""
 
 import json
 
 import pytest
+from test_cli import run_main
 
 from fastmri_recon.errors import ConfigError
 from fastmri_recon.workflows import table_c
@@ -36,3 +37,13 @@ def test_real_data_without_a_split_is_named(tmp_path):
     (tmp_path / "data" / "singlecoil_train").mkdir(parents=True)
     with pytest.raises(ConfigError, match="singlecoil_val, multicoil_train, multicoil_val"):
         table_c.run_table_c(tmp_path / "out", "tiny", progress=False, log=lambda *_: None, data_dir=tmp_path / "data")
+
+
+def test_command_gives_table_c_a_fastmri_data_folder(tmp_path, capfd):
+    """``benchmark --table c``: a folder of fastMRI data is the 2D settings' data (here incomplete: one line, status 2)."""
+    (tmp_path / "data" / "singlecoil_train").mkdir(parents=True)
+    status, _, err = run_main(["benchmark", "--table", "c", "--budget", "tiny", "--data-dir", str(tmp_path / "data"),
+                               "--output-dir", str(tmp_path / "out")], capfd)  # fmt: skip
+    lines = [line for line in err if not line.startswith(("E0000", "W0000", "I0000"))]
+    assert status == 2 and len(lines) == 1 and "singlecoil_val, multicoil_train, multicoil_val" in lines[0], err
+    assert not (tmp_path / "data" / "demo_info.json").exists()

@@ -1,28 +1,20 @@
-"""Table (d) (`workflows.table_d`) and its command, experiments/table_d_deq/run.py: the plan, errors, a tiny end-to-end run."""
+"""Table (d) (`workflows.table_d`) and its command, ``fastmri-recon benchmark --table d``: the plan, errors, a tiny end-to-end run."""
 
 import json
-import runpy
 import shutil
-import sys
-from pathlib import Path
 
 import pytest
+from test_cli import run_main
 
 from fastmri_recon.errors import ConfigError
 from fastmri_recon.workflows import table_d
 
-SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "table_d_deq" / "run.py"
 SOLVER_KEYS = ("solver", "max_iter", "tol", "backward_max_iter", "backward_tol")
 
 
-def run_script(monkeypatch, args):
-    """Run ``python experiments/table_d_deq/run.py ARGS`` (as its README does) in this process; its exit status."""
-    monkeypatch.setattr(sys, "argv", [str(SCRIPT), *map(str, args)])
-    try:
-        runpy.run_path(str(SCRIPT), run_name="__main__")
-    except SystemExit as exited:
-        return exited.code
-    return 0
+def run_table_command(capfd, args):
+    """``fastmri-recon benchmark --table d ARGS`` in this process: (exit status, stdout, stderr lines)."""
+    return run_main(["benchmark", "--table", "d", *map(str, args)], capfd)
 
 
 def test_unknown_budget():
@@ -56,27 +48,32 @@ def test_paper_plan_is_the_registry_configuration():
     assert {e.steps for e in table.learned} == {20 * table_d.plan("default").learned[0].steps}
 
 
-def test_real_data_without_the_validation_split_is_one_line_status_2(tmp_path, capsys, monkeypatch):
+def test_real_data_without_the_validation_split_is_one_line_status_2(tmp_path, capfd):
     (tmp_path / "data" / "multicoil_train").mkdir(parents=True)
-    assert run_script(monkeypatch, ["--data-dir", tmp_path / "data", "--output-dir", tmp_path / "out"]) == 2
-    stderr = capsys.readouterr().err
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "multicoil_val" in lines[0], stderr
+    status, _, err = run_table_command(capfd, ["--data-dir", tmp_path / "data", "--output-dir", tmp_path / "out"])
+    lines = [line for line in err if not line.startswith(("E0000", "W0000", "I0000"))]
+    assert status == 2 and len(lines) == 1 and lines[0].startswith("error: ") and "multicoil_val" in lines[0], err
+    assert not (tmp_path / "out").exists()
+
+
+def test_published_weights_are_tables_a_and_b_only(tmp_path, capfd):
+    status, _, err = run_main(["benchmark", "--table", "d", "--weights", "published", "--output-dir", str(tmp_path / "out")], capfd)
+    lines = [line for line in err if not line.startswith(("E0000", "W0000", "I0000"))]
+    assert status == 2 and len(lines) == 1 and "the published weights are those of tables a and b" in lines[0], err
     assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.slow
 @pytest.mark.e2e
-def test_table_d_tiny(demo_dir, tmp_path, capsys, monkeypatch):
+def test_table_d_tiny(demo_dir, tmp_path, capfd):
     # the tiny demo set copied without its demo_info.json: read as fastMRI data, used as it is (not rebuilt)
     data = tmp_path / "data"
     for split in ("multicoil_train", "multicoil_val"):
         shutil.copytree(demo_dir / split, data / split)
-    out = tmp_path / "out"
-    status = run_script(monkeypatch, ["--budget", "tiny", "--data-dir", data, "--output-dir", out, "--quiet"])
-    result = capsys.readouterr()
-    assert status == 0, result.out + result.err
-    assert f"table written to {out / 'table_d_deq.md'}" in result.out
+    out = tmp_path / "out" / "table_d"
+    status, stdout, err = run_table_command(capfd, ["--budget", "tiny", "--data-dir", data, "--output-dir", tmp_path / "out", "--quiet"])
+    assert status == 0, err
+    assert f"table (d) written to {out}" in stdout
     assert not (data / "demo_info.json").exists()
 
     stored = json.loads((out / "table_d_deq.json").read_text())
@@ -102,7 +99,7 @@ def test_table_d_tiny(demo_dir, tmp_path, capsys, monkeypatch):
 
     table = (out / "table_d_deq.md").read_text()
     header = "| model | acquisition | volumes | PSNR | SSIM | NMSE | s / slice | parameters | train steps | train s / step | solver iterations | converged |"
-    assert header in table and header in result.out
+    assert header in table and header in stdout
     assert "| deq-xpdnet (implicit) | equispaced_fraction x4 (cf 0.08) |" in table
     assert "Data: fastMRI" in table and "tiny budget" in table
     csv_lines = (out / "table_d_deq.csv").read_text().splitlines()

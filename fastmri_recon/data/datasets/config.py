@@ -137,7 +137,7 @@ class SinglecoilConfig:
         phase_augmentation: in training, multiply each example's k-space by a random global phase
             (`transforms.random_global_phase`; the magnitude target is unchanged).
         cache_dir: None (read the slices from the HDF5 files), or a TFRecord cache of the
-            pipeline's directory (`tfrecord.build_cache`, ``data_scripts/cache_tfrecords.py``) to
+            pipeline's directory (`tfrecord.build_cache`, ``fastmri-recon cache-tfrecords``) to
             read them from instead: same volumes, same slices, same batches; the cache is checked
             against the directory's files when the pipeline is built (`tfrecord.CacheError` when it
             is stale or of another directory).

@@ -164,7 +164,7 @@ class TFRecordCache:
         path = self.directory / INDEX_FILE
         if not path.is_file():
             state = "no such directory" if not self.directory.exists() else f"not a TFRecord cache (no {INDEX_FILE})"
-            raise CacheError(f"{self.directory}: {state}; build it with data_scripts/cache_tfrecords.py")
+            raise CacheError(f"{self.directory}: {state}; build it with fastmri-recon cache-tfrecords")
         try:
             index = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
