@@ -24,6 +24,7 @@ from fastmri_recon.data.datasets.config import (
     InferenceConfig,
     MulticoilConfig,
     SinglecoilConfig,
+    SliceOptions,
 )
 from fastmri_recon.data.datasets.inference import inference_dataset
 from fastmri_recon.data.datasets.nc_config import NonCartesianConfig, Volume3DConfig
@@ -38,6 +39,7 @@ __all__ = [
     "MulticoilConfig",
     "NonCartesianConfig",
     "SinglecoilConfig",
+    "SliceOptions",
     "TFRecordCache",
     "Volume3DConfig",
     "build_cache",

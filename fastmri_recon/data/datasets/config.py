@@ -107,7 +107,54 @@ def _check_sensitivity(config):
 
 
 @dataclasses.dataclass(frozen=True)
-class SinglecoilConfig:
+class SliceOptions:
+    """What every train / validation pipeline of fastMRI files shares: which slices, in what batches, scaled how.
+
+    `SinglecoilConfig` (and `MulticoilConfig`) and `nc_config.NonCartesianConfig` are this plus their
+    acquisition's fields; each field is declared and checked here only.
+
+    Attributes:
+        slice_selection: ``"all"``: every slice (within ``edge_slices``) is an example;
+            ``"random"``: one random slice per volume per epoch (per pass over the data set).
+        edge_slices: slices dropped at each end of every volume: an int (a number of slices) or a
+            float in [0, 0.5) (a fraction of the volume's slices, rounded down); 0 keeps them all.
+        contrasts: None for every file, or the ``acquisition`` attributes to keep
+            (e.g. ``("CORPD_FBK",)``).
+        batch_size: examples per batch; with a ``tf.distribute.InputContext`` the global batch size,
+            split between the replicas.
+        scale_factor: factor applied to k-space (samples) and targets (see the module docstring).
+        seed: seed of the shuffling, of the slice draws and of the training masks (non-Cartesian:
+            the trajectory is fixed).
+        skip_bad_files: False: a corrupt or non-conforming file raises a `DataError` naming it
+            when the pipeline is built; True: it is skipped with a warning naming it.
+        phase_augmentation: in training, multiply each example's k-space (samples) by a random
+            global phase (`transforms.random_global_phase`, drawn from the example's seed, anew at
+            each pass; the magnitude target is unchanged). Complex networks are not
+            phase-equivariant and a few training subjects cover few image phases.
+
+    Raises:
+        ConfigError: naming the first invalid field.
+    """
+
+    slice_selection: str = "all"
+    edge_slices: float = 0
+    contrasts: tuple = None
+    batch_size: int = 1
+    scale_factor: float = DEFAULT_SCALE_FACTOR
+    seed: int = 0
+    skip_bad_files: bool = False
+    phase_augmentation: bool = False
+
+    def __post_init__(self):
+        if not isinstance(self.phase_augmentation, bool):
+            fail_field("phase_augmentation", self.phase_augmentation, "True or False")
+        check_slices(self)
+        check_common(self)
+        check_seed(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class SinglecoilConfig(SliceOptions):
     """Configuration of the single-coil train / validation pipeline (`singlecoil_dataset`).
 
     Attributes:
@@ -117,30 +164,18 @@ class SinglecoilConfig:
             example in training, per volume (seeded by the file name) in validation.
         center_fractions: center fractions paired with ``accelerations``; None gives fastMRI's
             (0.08 for 4, 0.04 for 8).
-        slice_selection: ``"all"``: every slice (within ``edge_slices``) is an example;
-            ``"random"``: one random slice per volume per epoch (per pass over the data set).
-        edge_slices: slices dropped at each end of every volume: an int (a number of slices) or a
-            float in [0, 0.5) (a fraction of the volume's slices, rounded down); 0 keeps them all.
-        contrasts: None for every file, or the ``acquisition`` attributes to keep
-            (e.g. ``("CORPD_FBK",)``).
-        batch_size: examples per batch; with a ``tf.distribute.InputContext`` the global batch size,
-            split between the replicas.
         grid_shape: None (keep each file's k-space size: files of different sizes then need
             ``batch_size=1``), or the image grid ``(H, W)`` every example is brought to before
             undersampling, by cropping / zero-padding the fully sampled image around the target's
             crop (same pixel size, so the target stays aligned), e.g. ``(320, 368)`` for knee data.
             Must be at least the target size.
-        scale_factor: factor applied to k-space and targets (see the module docstring).
-        seed: seed of the shuffling, of the slice draws and of the training masks.
-        skip_bad_files: False: a corrupt or non-conforming file raises a `DataError` naming it
-            when the pipeline is built; True: it is skipped with a warning naming it.
-        phase_augmentation: in training, multiply each example's k-space by a random global phase
-            (`transforms.random_global_phase`; the magnitude target is unchanged).
         cache_dir: None (read the slices from the HDF5 files), or a TFRecord cache of the
             pipeline's directory (`tfrecord.build_cache`, ``fastmri-recon cache-tfrecords``) to
             read them from instead: same volumes, same slices, same batches; the cache is checked
             against the directory's files when the pipeline is built (`tfrecord.CacheError` when it
             is stale or of another directory).
+
+    The other attributes (slices, batches, scale, seed) are `SliceOptions`'.
 
     Raises:
         ConfigError: naming the first invalid field.
@@ -149,25 +184,13 @@ class SinglecoilConfig:
     mask_kind: str = "random"
     accelerations: tuple = (4,)
     center_fractions: tuple = None
-    slice_selection: str = "all"
-    edge_slices: float = 0
-    contrasts: tuple = None
-    batch_size: int = 1
     grid_shape: tuple = None
-    scale_factor: float = DEFAULT_SCALE_FACTOR
-    seed: int = 0
-    skip_bad_files: bool = False
-    phase_augmentation: bool = False
     cache_dir: str = None
 
     def __post_init__(self):
         self._check_masks()
-        if not isinstance(self.phase_augmentation, bool):
-            fail_field("phase_augmentation", self.phase_augmentation, "True or False")
-        check_slices(self)
-        check_common(self)
+        super().__post_init__()
         check_shape(self, "grid_shape", 2, optional=True)
-        check_seed(self)
         _check_cache_dir(self)
 
     def _check_masks(self):

@@ -13,15 +13,7 @@ import dataclasses
 import math
 import numbers
 
-from fastmri_recon.data.datasets.config import (
-    DEFAULT_SCALE_FACTOR,
-    check_common,
-    check_seed,
-    check_shape,
-    check_slices,
-    fail_field,
-    is_int,
-)
+from fastmri_recon.data.datasets.config import SliceOptions, check_seed, check_shape, fail_field, is_int
 from fastmri_recon.data.trajectories import make_trajectory, trajectory_kind_names
 from fastmri_recon.errors import ConfigError
 
@@ -63,7 +55,7 @@ def _check_acquisition(config, kinds, probe_shape):
 
 
 @dataclasses.dataclass(frozen=True)
-class NonCartesianConfig:
+class NonCartesianConfig(SliceOptions):
     """Configuration of the 2D non-Cartesian pipeline of fastMRI-format files (`noncartesian_dataset`).
 
     Attributes:
@@ -85,13 +77,6 @@ class NonCartesianConfig:
             centre band; ``"lowres"``: radius of the centre disc as a fraction of ``pi``.
         acs_threshold: background threshold of the maps, relative to the maximum of the
             low-resolution root-sum-of-squares image.
-        phase_augmentation: in training, multiply each example's samples by a random global phase
-            ``exp(i theta)`` (the magnitude target is unchanged; drawn from the example's seed, anew at
-            each pass). Complex networks are not phase-equivariant and a few training subjects cover
-            few image phases: on the demo data, a validation subject whose phase lay outside the
-            training subjects' range was reconstructed worse than by the adjoint without it.
-        slice_selection, edge_slices, contrasts, batch_size, scale_factor, seed, skip_bad_files:
-            as in `config.SinglecoilConfig` (the seed shuffles; the trajectory is fixed).
         off_resonance: None (on-resonance samples), ``"simulated"`` (each slice's samples carry the
             off-resonance of the file's B0 field map, `data.h5.FIELD_MAP_KEY`, which the model is not
             given) or ``"known"`` (the same samples, and the model's inputs end with the field map
@@ -100,6 +85,10 @@ class NonCartesianConfig:
             (the demo data's have one).
         dwell_time: with ``off_resonance``: seconds between two samples of an interleaf (> 0).
         echo_time: with ``off_resonance``: time of each interleaf's first sample, seconds (>= 0).
+
+    The other attributes (slices, batches, scale, seed, phase augmentation) are
+    `config.SliceOptions`'. On the demo data, phase augmentation mattered: a validation subject whose
+    phase lay outside the training subjects' range was reconstructed worse than by the adjoint without it.
 
     Raises:
         ConfigError: naming the first invalid field.
@@ -114,14 +103,6 @@ class NonCartesianConfig:
     sensitivity_maps: str = "acs"
     calibration_fraction: float = 0.08
     acs_threshold: float = 0.05
-    phase_augmentation: bool = False
-    slice_selection: str = "all"
-    edge_slices: float = 0
-    contrasts: tuple = None
-    batch_size: int = 1
-    scale_factor: float = DEFAULT_SCALE_FACTOR
-    seed: int = 0
-    skip_bad_files: bool = False
     off_resonance: str = None
     dwell_time: float = 10e-6
     echo_time: float = 1e-3
@@ -140,11 +121,7 @@ class NonCartesianConfig:
             fail_field("sensitivity_maps", self.sensitivity_maps, f"None or one of {NC_SENSITIVITY_METHODS}")
         _check_number("calibration_fraction", self.calibration_fraction, 0, 1)
         _check_number("acs_threshold", self.acs_threshold, 0, 1, low_open=False)
-        if not isinstance(self.phase_augmentation, bool):
-            fail_field("phase_augmentation", self.phase_augmentation, "True or False")
-        check_slices(self)
-        check_common(self)
-        check_seed(self)
+        super().__post_init__()
 
 
 @dataclasses.dataclass(frozen=True)
