@@ -117,7 +117,6 @@ def demo_data(out_dir, quiet, **options):
     click.echo(f"demo data {state}: {count} files in {out_dir}")
 
 
-
 @cli.command("cache-tfrecords")
 @click.argument("input_dir", type=click.Path(path_type=Path))
 @click.argument("output_dir", type=click.Path(file_okay=False, path_type=Path))
@@ -141,6 +140,7 @@ def cache_tfrecords(input_dir, output_dir, shard_size, skip_bad_files, quiet):
         f"cache {state}: {info['slices']} slices of {info['volumes']} volumes in {info['shards']} shards "
         f"in {output_dir}{skipped}"
     )
+
 
 def _sampler(mask_type, accelerations, center_fractions):
     from fastmri_recon.data.masks import MaskSampler, default_center_fraction

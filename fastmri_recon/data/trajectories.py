@@ -512,6 +512,12 @@ LEARNED_TRAJECTORIES = trajectory_kind_names(learned=True)
 """Trajectories of training runs that learn them, from a radial / spiral start (`models.learned_trajectory`)."""
 
 
+def learned_base(trajectory):
+    """The kind a learned trajectory starts from (``"radial"`` for ``"learned-radial"``), or None for another name."""
+    kind = TRAJECTORY_KINDS.get(trajectory)
+    return None if kind is None else kind.learned_from
+
+
 def make_trajectory(kind, image_shape, acceleration=1.0, **kwargs):
     """Build a trajectory by name for an image shape (the entry point of the pipelines and scripts).
 

@@ -23,8 +23,8 @@ them on the current trajectory with the NUFFT (with trajectory gradients), compu
 compensation of the current trajectory (`data.density.pipe_menon_density`, the pipelines' weights, recomputed at
 every call; by default under ``stop_gradient``, a preconditioner that follows the trajectory, and with
 ``density_gradient=True`` differentiated through the Pipe-Menon iterations, so that the gradient also sees how
-the weights move; the kernel's edge, where the exact derivative is infinite, contributes none), and calls a non-Cartesian registry model (`models.nc_base`) on ``(samples, trajectory, density[,
-smaps])``. The reconstructor's NUFFT plan gets trajectory gradients too (`_with_trajectory_gradient`), so the
+the weights move; the kernel's edge, where the exact derivative is infinite, contributes none), and calls a
+non-Cartesian registry model (`models.nc_base`) on ``(samples, trajectory, density[, smaps])``. The reconstructor's NUFFT plan gets trajectory gradients too (`_with_trajectory_gradient`), so the
 loss's gradient reaches the trajectory through the simulation and through every unrolled iteration.
 
 `trajectory_figure` draws the initial and learned trajectories and their gradient and slew-rate waveforms with
@@ -40,7 +40,13 @@ import tensorflow as tf
 
 from fastmri_recon.data.density import DEFAULT_ITERATIONS, pipe_menon_density
 from fastmri_recon.data.gradient_limits import DEFAULT_PROJECTION_ITERATIONS, GradientSystem, ReadoutConstraints
-from fastmri_recon.data.trajectories import LEARNED_TRAJECTORIES, TRAJECTORY_KINDS, make_trajectory, spiral_trajectory, spokes_for_acceleration
+from fastmri_recon.data.trajectories import (
+    LEARNED_TRAJECTORIES,
+    learned_base,
+    make_trajectory,
+    spiral_trajectory,
+    spokes_for_acceleration,
+)
 from fastmri_recon.errors import ConfigError, DataError
 from fastmri_recon.ops.nufft import DEFAULT_EPS, NUFFTPlan
 
@@ -391,12 +397,6 @@ class LearnedTrajectoryModel(keras.Model):
 # --------------------------------------------------------------------------------------------------
 # Export and figure
 # --------------------------------------------------------------------------------------------------
-
-
-def learned_base(trajectory):
-    """The kind a learned trajectory starts from (``"radial"`` for ``"learned-radial"``), or None for another name."""
-    kind = TRAJECTORY_KINDS.get(trajectory)
-    return None if kind is None else kind.learned_from
 
 
 def with_learned_trajectory(reconstructor, trajectory, acceleration, options=None):

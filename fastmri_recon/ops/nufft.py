@@ -246,11 +246,11 @@ def _outer(terms, op):
     return out
 
 
-def _scaled_positions(traj, geom, index_dtype):
+def _scaled_positions(traj, geom):
     """Grid coordinates of a trajectory and the index of each sample's first neighbour along each axis.
 
-    float32 ``(B, d, M)`` -> ``(t, k0)``: float64 ``t`` (in grid points) and ``k0`` (of ``index_dtype``),
-    the lowest of the ``W`` neighbours of ``t`` along each axis (not wrapped into the grid).
+    float32 ``(B, d, M)`` -> ``(t, k0)``, both float64 ``(B, d, M)``: ``t`` in grid points and ``k0``
+    the lowest of the ``W`` neighbours of ``t`` along each axis (an integer value, not wrapped into the grid).
     """
     grid = np.asarray(geom.grid_shape, np.float64).reshape(1, geom.ndim, 1)
     t = tf.cast(traj, tf.float64) * (grid / (2.0 * np.pi))
@@ -261,7 +261,7 @@ def _scaled_positions(traj, geom, index_dtype):
 @tf.function(jit_compile=True, reduce_retracing=True)
 def _sort_keys(traj, geom, index_dtype):
     """XLA-compiled: float32 ``(B, d, M)`` -> ``index_dtype`` ``(B, M)``, the flat grid index of each sample's first neighbour."""
-    _, k0 = _scaled_positions(traj, geom, index_dtype)
+    _, k0 = _scaled_positions(traj, geom)
     grid_int = tf.constant(geom.grid_shape, index_dtype)[None, :, None]
     k0 = tf.math.floormod(tf.cast(k0, index_dtype), grid_int)
     return tf.reduce_sum(k0 * np.asarray(geom.strides).reshape(1, geom.ndim, 1).astype(index_dtype.as_numpy_dtype), axis=1)
@@ -276,7 +276,7 @@ def _axis_kernels(traj, geom, index_dtype):
     with the ``(-1)^k`` checkerboard.
     """
     width = geom.width
-    t, k0 = _scaled_positions(traj, geom, index_dtype)
+    t, k0 = _scaled_positions(traj, geom)
     frac = tf.cast(t - k0, tf.float32)  # in (W/2 - 1, W/2]
     offsets = np.arange(width)
     z = (frac[..., None] - offsets.astype(np.float32)) * (2.0 / width)  # (B, d, M, W), |z| <= 1

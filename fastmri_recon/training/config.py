@@ -40,7 +40,7 @@ from fastmri_recon.data.datasets.nc_config import (
     Volume3DConfig,
 )
 from fastmri_recon.data.coil_compression import slice_compression
-from fastmri_recon.data.trajectories import LEARNED_TRAJECTORIES, TRAJECTORY_KINDS
+from fastmri_recon.data.trajectories import LEARNED_TRAJECTORIES, learned_base
 from fastmri_recon.errors import ConfigError, quote
 from fastmri_recon.models.registry import get_entry
 
@@ -195,7 +195,7 @@ class TrainConfig:
     @property
     def learned(self):
         """Whether the run learns its trajectory (``trajectory`` one of `LEARNED_TRAJECTORIES`)."""
-        return self.acquisition == "noncartesian" and self.trajectory in LEARNED_TRAJECTORIES
+        return self.acquisition == "noncartesian" and learned_base(self.trajectory) is not None
 
     @property
     def needs_smaps(self):
@@ -232,7 +232,7 @@ class TrainConfig:
         maps = "acs" if self.needs_smaps else None
         if self.learned:  # the pipeline gives images: the model samples them on its own trajectory
             return NonCartesianConfig(
-                trajectory=TRAJECTORY_KINDS[self.trajectory].learned_from, acceleration=self.accelerations[0], image_shape=self.image_shape,
+                trajectory=learned_base(self.trajectory), acceleration=self.accelerations[0], image_shape=self.image_shape,
                 sensitivity_maps=maps, **options,
             )
         if self.acquisition == "noncartesian":
