@@ -182,6 +182,9 @@ def test_unknown_shapes_in_tf_function(case):
 @pytest.mark.parametrize("case, multicoil", SETTINGS, ids=setting_id)
 def test_phase_normalization_makes_the_output_phase_invariant(case, multicoil):
     """With phase_normalization, a global phase on the data leaves the output unchanged."""
+    # fixed weights: the DEQ's output is its solver's fixed point, within the solver's tolerance, and for some
+    # random initialisations that tolerance exceeded this test's (a CI run in which another test had drawn first)
+    keras.utils.set_random_seed(0)
     inputs, _ = example(case, multicoil)
     model = tiny_model(case, phase_normalization=True)
     assert model.get_config()["phase_normalization"] is True
