@@ -153,8 +153,8 @@ def _sampler(mask_type, accelerations, center_fractions):
         raise click.BadParameter(str(err)) from None
 
 
-class _MaskKindChoice(click.Choice):
-    """``click.Choice`` over the mask kinds registered in `data.masks`, read when first needed: that
+class _MaskTypeChoice(click.Choice):
+    """``click.Choice`` over the mask types registered in `data.masks`, read when first needed: that
     module imports TensorFlow, which the commands import late and quietly (`import_tensorflow_quietly`)."""
 
     def __init__(self):  # no super().__init__: it would read the choices now
@@ -163,9 +163,9 @@ class _MaskKindChoice(click.Choice):
     @property
     def choices(self):
         import_tensorflow_quietly()
-        from fastmri_recon.data.masks import mask_kind_names
+        from fastmri_recon.data.masks import mask_type_names
 
-        return tuple(mask_kind_names())
+        return tuple(mask_type_names())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -363,7 +363,7 @@ def _check_grids(methods, targets, directory):
     ".weights.h5 file; repeat to compare several.",
 )
 @click.option("--weights", type=click.Choice(["best", "final"]), default="best", show_default=True, help="Weights of run directories.")
-@click.option("--mask-type", type=_MaskKindChoice(), help="Cartesian models: undersampling mask kind (fastMRI semantics) [default: random].")
+@click.option("--mask-type", type=_MaskTypeChoice(), help="Cartesian models: undersampling mask type (fastMRI semantics) [default: random].")
 @click.option("--acceleration", "accelerations", help="Comma-separated accelerations [default: 4, or a non-Cartesian run's].")
 @click.option(
     "--center-fraction",
@@ -482,7 +482,7 @@ SIGTERM_STATUS = 143
 )
 @click.option("--cache-dir", help="Cartesian models: folder of TFRecord caches {coils}_train/ and {coils}_val/ (fastmri-recon cache-tfrecords) read instead of the HDF5 files.")
 @click.option("--coils", type=click.Choice(["singlecoil", "multicoil"]), help="[default: singlecoil]")
-@click.option("--mask-type", type=_MaskKindChoice(), help="Cartesian models: [default: random]")
+@click.option("--mask-type", type=_MaskTypeChoice(), help="Cartesian models: [default: random]")
 @click.option("--acceleration", "accelerations", help="Comma-separated accelerations, one drawn per example (non-Cartesian: one) [default: 4].")
 @click.option("--center-fraction", "center_fractions", help="Comma-separated center fractions [default: 0.08 for 4, 0.04 for 8].")
 @click.option(

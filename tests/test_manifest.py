@@ -5,7 +5,7 @@ import jsonschema
 import pytest
 
 import fastmri_recon
-from fastmri_recon.data.masks import mask_kind_names
+from fastmri_recon.data.masks import mask_type_names
 from fastmri_recon.data.trajectories import trajectory_kind_names
 from fastmri_recon.errors import ConfigError
 from fastmri_recon.hub.manifest import manifest_schema, validate_manifest
@@ -35,7 +35,7 @@ def test_schema_enums_are_the_registries():
     trajectory, mask_type, metric_mask_type = sampling_fields(manifest_schema())
     assert trajectory["enum"] == ["cartesian", *trajectory_kind_names()]
     assert "stack_of_radial" in trajectory["enum"] and "stack_of_spirals" in trajectory["enum"]
-    assert mask_type["enum"] == metric_mask_type["enum"] == list(mask_kind_names())
+    assert mask_type["enum"] == metric_mask_type["enum"] == list(mask_type_names())
     assert all("enum" not in field for field in sampling_fields(SCHEMA))  # the file lists none: no copy to drift
 
 

@@ -187,7 +187,7 @@ def load():
 @click.option("--coils", default=15, show_default=True)
 @click.option("--snr", default=40.0, show_default=True, help="Mean object magnitude over the noise std (times sqrt(coils) per coil).")
 @click.option("--mask", "kinds", multiple=True, type=click.Choice(["random", "equispaced", "equispaced_fraction"]),
-              help="Mask kinds (default: equispaced_fraction and random).")
+              help="Mask types (default: equispaced_fraction and random).")
 @click.option("--acceleration", "accelerations", multiple=True, type=click.Choice(["4", "8"]), help="Default: 4 and 8.")
 @click.option("--repeats", default=3, show_default=True, help="Timed rounds (median reported), after one warm-up round.")
 @click.option("--seed", default=0, show_default=True)

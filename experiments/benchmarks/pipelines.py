@@ -53,7 +53,7 @@ def pipeline_config(sensitivity_maps, cache_dir=None):
     from fastmri_recon.data.datasets import MulticoilConfig
 
     return MulticoilConfig(
-        mask_kind="equispaced_fraction", accelerations=(4, 8), batch_size=1, sensitivity_maps=sensitivity_maps,
+        mask_type="equispaced_fraction", accelerations=(4, 8), batch_size=1, sensitivity_maps=sensitivity_maps,
         cache_dir=cache_dir,
     )
 

@@ -2,7 +2,7 @@
 
 Two kinds, each able to say what it is in a table (`describe_acquisition`):
 
-- Cartesian: a `data.masks.MaskSampler` (mask kind, accelerations, centre fractions, seed policy:
+- Cartesian: a `data.masks.MaskSampler` (mask type, accelerations, centre fractions, seed policy:
   a seed from the file name gives every slice of a volume, and every method, the same mask);
 - non-Cartesian: a `NonCartesianAcquisition`, the trajectory kind and its options, the grid and the
   density compensation of samples simulated from images by the non-Cartesian pipelines
@@ -103,7 +103,7 @@ def _unit_density(inputs, target):
 def describe_sampler(sampler):
     """A short text for a `MaskSampler`, e.g. ``"random x4 (cf 0.08)"``."""
     pairs = ", ".join(f"x{a:g} (cf {c:g})" for c, a in zip(sampler.center_fractions, sampler.accelerations))
-    return f"{sampler.kind} {pairs}"
+    return f"{sampler.mask_type} {pairs}"
 
 
 def describe_acquisition(acquisition):

@@ -1,7 +1,7 @@
 """Cartesian undersampling masks with the semantics of fastMRI's ``subsample.py``.
 
 A mask is a float32 vector of shape ``(N,)`` with values 0.0 / 1.0 over the N columns of k-space,
-the phase-encoding axis, which is the last axis (docs/architecture.md). Every kind keeps
+the phase-encoding axis, which is the last axis (docs/architecture.md). Every mask type keeps
 ``n_low = round(N * center_fraction)`` center lines starting at column
 ``pad = (N - n_low + 1) // 2`` and adds lines away from the center:
 
@@ -24,13 +24,13 @@ Randomness. The NumPy functions draw from a ``numpy.random.Generator``. :class:`
 one ``(center_fraction, acceleration)`` pair per example, then the mask; seeding it with the file
 name gives every slice of a volume the same mask. :meth:`MaskSampler.tf_sample` does the same inside
 ``tf.data`` / ``tf.function`` from a stateless shape-``[2]`` integer seed: the ``random`` and
-``equispaced`` kinds run in pure TensorFlow, the others through ``tf.numpy_function``. The NumPy and
+``equispaced`` mask types run in pure TensorFlow, the others through ``tf.numpy_function``. The NumPy and
 the TensorFlow draws for the same seed differ, but each is deterministic.
 
-Registry. Each kind is a `MaskKind` in `MASK_KINDS`, added by one `register_mask_kind` call after
+Registry. Each mask type is a `MaskType` in `MASK_TYPES`, added by one `register_mask_type` call after
 the TensorFlow mask functions: its NumPy function, its pure-TensorFlow function if any, whether it needs
 integer accelerations and whether the center must stay below the line budget. `MaskSampler`, the
-CLI's choices (`mask_kind_names`) and the weights manifest's ``mask_type`` read the registry.
+CLI's choices (`mask_type_names`) and the weights manifest's ``mask_type`` read the registry.
 """
 
 import dataclasses
@@ -78,10 +78,10 @@ def _check_fraction_and_acceleration(center_fraction, acceleration):
         raise ValueError(f"acceleration must be a finite number >= 1, got {acceleration!r}")
 
 
-def _integer_acceleration(acceleration, kind):
+def _integer_acceleration(acceleration, mask_type):
     if float(acceleration) != int(acceleration):
         raise ValueError(
-            f"acceleration must be an integer for {kind!r} masks, got {acceleration!r}"
+            f"acceleration must be an integer for {mask_type!r} masks, got {acceleration!r}"
         )
     return int(acceleration)
 
@@ -90,10 +90,10 @@ def _num_low_frequencies(num_cols, center_fraction):
     return round(num_cols * center_fraction)
 
 
-def _check_center_within_budget(num_cols, num_low, acceleration, kind):
+def _check_center_within_budget(num_cols, num_low, acceleration, mask_type):
     if num_low * acceleration >= num_cols:
         raise ValueError(
-            f"center_fraction too large for acceleration={acceleration} in a {kind!r} mask: its "
+            f"center_fraction too large for acceleration={acceleration} in a {mask_type!r} mask: its "
             f"{num_low} center lines reach num_cols / acceleration = {num_cols / acceleration:.2f}"
         )
 
@@ -295,10 +295,10 @@ def _as_number_list(values, name):
 
 
 class MaskSampler:
-    """Draws one ``(center_fraction, acceleration)`` pair per example, then a mask of one kind.
+    """Draws one ``(center_fraction, acceleration)`` pair per example, then a mask of one type.
 
     Args:
-        kind: a name of `MASK_KINDS`: ``"random"``, ``"equispaced"``, ``"equispaced_fraction"``,
+        mask_type: a name of `MASK_TYPES`: ``"random"``, ``"equispaced"``, ``"equispaced_fraction"``,
             ``"magic"``, ``"magic_fraction"``.
         center_fractions: list of center fractions, each in (0, 1).
         accelerations: list of accelerations (>= 1) of the same length; pair ``i`` is
@@ -307,9 +307,9 @@ class MaskSampler:
             a seed.
 
     Raises:
-        ValueError: naming the bad argument: unknown kind, lists empty or of different lengths,
+        ValueError: naming the bad argument: unknown mask type, lists empty or of different lengths,
             a center fraction outside (0, 1), an acceleration below 1, a non-integer acceleration
-            for a kind with ``integer_acceleration`` (equispaced, magic), or, for a kind with
+            for a mask type with ``integer_acceleration`` (equispaced, magic), or, for a mask type with
             ``center_in_budget`` (random, equispaced_fraction), a pair whose center alone reaches
             the line budget (``center_fraction * acceleration >= 1``).
 
@@ -318,9 +318,9 @@ class MaskSampler:
         >>> mask, acceleration = sampler(368, seed="file1000001.h5")
     """
 
-    def __init__(self, kind, center_fractions, accelerations, seed=None):
-        if kind not in MASK_KINDS:
-            raise ValueError(f"kind must be one of {sorted(MASK_KINDS)}, got {kind!r}")
+    def __init__(self, mask_type, center_fractions, accelerations, seed=None):
+        if mask_type not in MASK_TYPES:
+            raise ValueError(f"mask_type must be one of {sorted(MASK_TYPES)}, got {mask_type!r}")
         center_fractions = _as_number_list(center_fractions, "center_fractions")
         accelerations = _as_number_list(accelerations, "accelerations")
         if len(center_fractions) != len(accelerations):
@@ -329,33 +329,33 @@ class MaskSampler:
                 f"{len(center_fractions)} and {len(accelerations)}"
             )
         for center_fraction, acceleration in zip(center_fractions, accelerations):
-            self._check_pair(kind, center_fraction, acceleration)
-        self.kind = kind
+            self._check_pair(mask_type, center_fraction, acceleration)
+        self.mask_type = mask_type
         self.center_fractions = center_fractions
         self.accelerations = accelerations
         self._rng = np.random.default_rng(None if seed is None else stable_seed(seed))
 
     @staticmethod
-    def _check_pair(kind, center_fraction, acceleration):
+    def _check_pair(mask_type, center_fraction, acceleration):
         _check_fraction_and_acceleration(center_fraction, acceleration)
-        if MASK_KINDS[kind].integer_acceleration:
-            _integer_acceleration(acceleration, kind)
-        if MASK_KINDS[kind].center_in_budget and center_fraction * acceleration >= 1:
+        if MASK_TYPES[mask_type].integer_acceleration:
+            _integer_acceleration(acceleration, mask_type)
+        if MASK_TYPES[mask_type].center_in_budget and center_fraction * acceleration >= 1:
             raise ValueError(
                 f"center_fractions: {center_fraction} with acceleration {acceleration} keeps "
-                f"at least 1/{acceleration} of the lines in the center alone ({kind!r} masks)"
+                f"at least 1/{acceleration} of the lines in the center alone ({mask_type!r} masks)"
             )
 
     def __repr__(self):
         return (
-            f"MaskSampler({self.kind!r}, center_fractions={self.center_fractions}, "
+            f"MaskSampler({self.mask_type!r}, center_fractions={self.center_fractions}, "
             f"accelerations={self.accelerations})"
         )
 
     def _draw(self, num_cols, rng):
         index = rng.integers(len(self.accelerations))
         acceleration = self.accelerations[index]
-        mask = MASK_KINDS[self.kind].function(num_cols, self.center_fractions[index], acceleration, rng)
+        mask = MASK_TYPES[self.mask_type].function(num_cols, self.center_fractions[index], acceleration, rng)
         return mask, acceleration
 
     def __call__(self, num_cols, seed=None):
@@ -396,14 +396,14 @@ class MaskSampler:
         )
         center_fraction = tf.gather(tf.constant(self.center_fractions, tf.float64), index)
         acceleration = tf.gather(tf.constant(self.accelerations, tf.float64), index)
-        tf_mask = MASK_KINDS[self.kind].tf_function or self._tf_numpy_mask
+        tf_mask = MASK_TYPES[self.mask_type].tf_function or self._tf_numpy_mask
         mask = tf_mask(num_cols, center_fraction, acceleration, mask_seed)
         return mask, tf.cast(acceleration, tf.float32)
 
     def _tf_numpy_mask(self, num_cols, center_fraction, acceleration, seed):
         def draw(n, fraction, accel, seed_array):
             rng = np.random.default_rng(seed_array.astype(np.uint64))
-            return MASK_KINDS[self.kind].function(int(n), float(fraction), float(accel), rng)
+            return MASK_TYPES[self.mask_type].function(int(n), float(fraction), float(accel), rng)
 
         mask = tf.numpy_function(
             draw, [num_cols, center_fraction, acceleration, seed], tf.float32, stateful=False
@@ -481,11 +481,11 @@ def tf_equispaced_mask(num_cols, center_fraction, acceleration, seed):
 
 
 @dataclasses.dataclass(frozen=True)
-class MaskKind:
-    """One Cartesian mask kind of the registry `MASK_KINDS` (see `register_mask_kind`).
+class MaskType:
+    """One Cartesian mask type of the registry `MASK_TYPES` (see `register_mask_type`).
 
     Attributes:
-        name: the kind's name, as ``MaskSampler(kind=...)``, ``--mask-type`` and the manifest's
+        name: the mask type's name, as ``MaskSampler(mask_type=...)``, ``--mask-type`` and the manifest's
             ``mask_type`` spell it.
         function: the NumPy mask function ``(num_cols, center_fraction, acceleration, rng)`` ->
             float32 ``(N,)`` of 0.0 / 1.0, ``rng`` a ``numpy.random.Generator``.
@@ -506,53 +506,53 @@ class MaskKind:
     center_in_budget: bool = False
 
 
-MASK_KINDS = {}
-"""The registered mask kinds, name -> `MaskKind`, in registration order."""
+MASK_TYPES = {}
+"""The registered mask types, name -> `MaskType`, in registration order."""
 
 
-def register_mask_kind(name, function, description, tf_function=None, integer_acceleration=False,
+def register_mask_type(name, function, description, tf_function=None, integer_acceleration=False,
                        center_in_budget=False):
-    """Add a mask kind to `MASK_KINDS`; `MaskSampler`, `mask_kind_names` and the manifest then know it.
+    """Add a mask type to `MASK_TYPES`; `MaskSampler`, `mask_type_names` and the manifest then know it.
 
     Args:
-        name: the new kind's name (not yet registered).
+        name: the new mask type's name (not yet registered).
         function, description, tf_function, integer_acceleration, center_in_budget: the
-            `MaskKind` fields.
+            `MaskType` fields.
 
     Returns:
-        The registered `MaskKind`.
+        The registered `MaskType`.
 
     Raises:
         ValueError: for a name already registered or an empty one, or a ``function`` (or a
             ``tf_function`` other than None) that is not callable.
     """
-    if not isinstance(name, str) or not name or name in MASK_KINDS:
-        raise ValueError(f"name must be a new mask kind name, got {name!r} (registered: {', '.join(MASK_KINDS)})")
+    if not isinstance(name, str) or not name or name in MASK_TYPES:
+        raise ValueError(f"name must be a new mask type name, got {name!r} (registered: {', '.join(MASK_TYPES)})")
     if not callable(function) or not (tf_function is None or callable(tf_function)):
-        raise ValueError(f"mask kind {name!r}: function and tf_function must be callable (tf_function may be None)")
-    MASK_KINDS[name] = MaskKind(name, function, description, tf_function, integer_acceleration, center_in_budget)
-    return MASK_KINDS[name]
+        raise ValueError(f"mask type {name!r}: function and tf_function must be callable (tf_function may be None)")
+    MASK_TYPES[name] = MaskType(name, function, description, tf_function, integer_acceleration, center_in_budget)
+    return MASK_TYPES[name]
 
 
-def mask_kind_names():
-    """The names of the registered mask kinds, in registration order (the CLI's ``--mask-type`` choices).
+def mask_type_names():
+    """The names of the registered mask types, in registration order (the CLI's ``--mask-type`` choices).
 
     Returns:
         tuple of str.
     """
-    return tuple(MASK_KINDS)
+    return tuple(MASK_TYPES)
 
 
-register_mask_kind("random", random_mask, "random columns, N / acceleration on average (RandomMaskFunc)",
+register_mask_type("random", random_mask, "random columns, N / acceleration on average (RandomMaskFunc)",
                    tf_function=tf_random_mask, center_in_budget=True)
-register_mask_kind("equispaced", equispaced_mask, "every acceleration-th column, random offset (EquiSpacedMaskFunc)",
+register_mask_type("equispaced", equispaced_mask, "every acceleration-th column, random offset (EquiSpacedMaskFunc)",
                    tf_function=tf_equispaced_mask, integer_acceleration=True)
-register_mask_kind("equispaced_fraction", equispaced_fraction_mask,
+register_mask_type("equispaced_fraction", equispaced_fraction_mask,
                    "equispaced lines at a fractional spacing, 1 / acceleration of them (EquispacedMaskFractionFunc)",
                    center_in_budget=True)
-register_mask_kind("magic", magic_mask, "Defazio's offset sampling, k and -k never both (MagicMaskFunc)",
+register_mask_type("magic", magic_mask, "Defazio's offset sampling, k and -k never both (MagicMaskFunc)",
                    integer_acceleration=True)
-register_mask_kind("magic_fraction", magic_fraction_mask,
+register_mask_type("magic_fraction", magic_fraction_mask,
                    "offset sampling aiming at round(N / acceleration) lines (MagicMaskFractionFunc)")
 
 

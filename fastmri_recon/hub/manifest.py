@@ -34,7 +34,7 @@ def default_manifest_path():
 
 
 CARTESIAN = "cartesian"
-"""The ``acquisition.trajectory`` of Cartesian entries (their ``mask_type`` says the mask kind)."""
+"""The ``acquisition.trajectory`` of Cartesian entries (their ``mask_type`` says the mask type)."""
 
 
 def manifest_schema():
@@ -45,20 +45,20 @@ def manifest_schema():
 
     - ``acquisition.trajectory``: `CARTESIAN`, then every kind of `data.trajectories.TRAJECTORY_KINDS`,
       spelled as the code spells it (``stack_of_radial``);
-    - ``acquisition.mask_type`` and ``metrics[].mask_type``: `data.masks.mask_kind_names`.
+    - ``acquisition.mask_type`` and ``metrics[].mask_type``: `data.masks.mask_type_names`.
 
     Returns:
         dict, a fresh copy.
     """
-    from fastmri_recon.data.masks import mask_kind_names
+    from fastmri_recon.data.masks import mask_type_names
     from fastmri_recon.data.trajectories import trajectory_kind_names
 
     schema = load_schema()
     entry = schema["$defs"]["entry"]["properties"]
     acquisition = entry["acquisition"]["properties"]
     acquisition["trajectory"]["enum"] = [CARTESIAN, *trajectory_kind_names()]
-    acquisition["mask_type"]["enum"] = list(mask_kind_names())
-    entry["metrics"]["items"]["properties"]["mask_type"]["enum"] = list(mask_kind_names())
+    acquisition["mask_type"]["enum"] = list(mask_type_names())
+    entry["metrics"]["items"]["properties"]["mask_type"]["enum"] = list(mask_type_names())
     return schema
 
 

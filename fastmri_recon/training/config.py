@@ -75,7 +75,7 @@ class TrainConfig:
             ``{coils}_val/`` of the ``data_dir`` splits (`data.datasets.tfrecord`, built by
             ``fastmri-recon cache-tfrecords``), read instead of the HDF5 files (same batches), or None.
         coils: ``singlecoil`` or ``multicoil`` (3D models: single-coil).
-        mask_type: Cartesian models: undersampling mask kind (fastMRI's: random, equispaced, ...;
+        mask_type: Cartesian models: undersampling mask type (fastMRI's: random, equispaced, ...;
             default random).
         accelerations: accelerations, one drawn per example (non-Cartesian models: one value).
         center_fractions: Cartesian models: paired center fractions (None: 0.08 for 4, 0.04 for 8).
@@ -241,7 +241,7 @@ class TrainConfig:
                 image_shape=self.image_shape, sensitivity_maps=maps, off_resonance=self.off_resonance, **options,
             )
         options.update(
-            mask_kind=self.mask_type, accelerations=self.accelerations, center_fractions=self.center_fractions,
+            mask_type=self.mask_type, accelerations=self.accelerations, center_fractions=self.center_fractions,
             grid_shape=self.grid_shape,
         )
         if self.coils == "multicoil":

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from fastmri_recon.data.masks import (
-    MASK_KINDS,
+    MASK_TYPES,
     MaskSampler,
     apply_mask,
     apply_padding,
@@ -15,9 +15,9 @@ from fastmri_recon.data.masks import (
     equispaced_mask,
     magic_fraction_mask,
     magic_mask,
-    mask_kind_names,
+    mask_type_names,
     random_mask,
-    register_mask_kind,
+    register_mask_type,
     stable_seed,
     tf_seed_from_string,
 )
@@ -65,7 +65,7 @@ def test_center_mask_count_and_position(num_cols, center_fraction, num_low, pad)
 def test_every_kind_keeps_the_center(kind, num_cols, center_fraction, num_low, pad):
     rng = np.random.default_rng(0)
     for _ in range(5):
-        mask = MASK_KINDS[kind].function(num_cols, center_fraction, ACCELERATION[center_fraction], rng)
+        mask = MASK_TYPES[kind].function(num_cols, center_fraction, ACCELERATION[center_fraction], rng)
         assert mask.dtype == np.float32 and mask.shape == (num_cols,)
         assert set(np.unique(mask)) <= {0.0, 1.0}
         assert np.all(center_run(mask, pad, num_low) == 1.0)
@@ -185,7 +185,7 @@ def test_sampler_without_seed_uses_its_own_seeded_generator():
     assert not np.array_equal(draws_first[0], draws_first[1])
 
 
-@pytest.mark.parametrize("kind", sorted(MASK_KINDS))
+@pytest.mark.parametrize("kind", sorted(MASK_TYPES))
 def test_sampler_draws_pairs_from_the_lists(kind):
     num_cols = 320
     sampler = MaskSampler(kind, [0.08, 0.04], [4, 8], seed=0)
@@ -255,7 +255,7 @@ def test_sampler_rejects_bad_arguments(make):
 
 
 def test_bad_arguments_name_the_argument():
-    with pytest.raises(ValueError, match="kind"):
+    with pytest.raises(ValueError, match="mask_type"):
         MaskSampler("spiral", [0.08], [4])
     with pytest.raises(ValueError, match="same length"):
         MaskSampler("random", [0.08, 0.04], [4])
@@ -341,43 +341,43 @@ def test_tf_seed_from_file_name_inside_tf_function():
 
 
 def every_other_mask(num_cols, center_fraction, acceleration, rng):
-    """A test-local kind: every second column from an offset of 0 or 1, plus the center (``acceleration`` unused)."""
+    """A test-local mask type: every second column from an offset of 0 or 1, plus the center (``acceleration`` unused)."""
     lines = np.zeros(num_cols, np.float32)
     lines[rng.integers(0, 2) :: 2] = 1.0
     return np.maximum(center_mask(num_cols, round(num_cols * center_fraction)), lines)
 
 
 def tf_first_half_mask(num_cols, center_fraction, acceleration, seed):
-    """A test-local pure-TF kind: the first half of the columns."""
+    """A test-local pure-TF mask type: the first half of the columns."""
     return tf.cast(tf.range(num_cols) < num_cols // 2, tf.float32)
 
 
 @pytest.fixture()
 def every_other():
-    """The test-local kind ``every_other``, registered by one line and removed afterwards."""
-    kind = register_mask_kind("every_other", every_other_mask, "every second column", integer_acceleration=True)
+    """The test-local mask type ``every_other``, registered by one line and removed afterwards."""
+    kind = register_mask_type("every_other", every_other_mask, "every second column", integer_acceleration=True)
     yield kind
-    del MASK_KINDS[kind.name]
+    del MASK_TYPES[kind.name]
 
 
 @pytest.fixture()
 def first_half():
-    """The test-local kind ``first_half``, with a pure-TF function and the line-budget check."""
-    kind = register_mask_kind("first_half", every_other_mask, "test kind", tf_function=tf_first_half_mask, center_in_budget=True)
+    """The test-local mask type ``first_half``, with a pure-TF function and the line-budget check."""
+    kind = register_mask_type("first_half", every_other_mask, "test kind", tf_function=tf_first_half_mask, center_in_budget=True)
     yield kind
-    del MASK_KINDS[kind.name]
+    del MASK_TYPES[kind.name]
 
 
 def test_the_package_kinds_are_registered_in_order():
-    assert mask_kind_names() == ("random", "equispaced", "equispaced_fraction", "magic", "magic_fraction")
-    assert {name for name, kind in MASK_KINDS.items() if kind.tf_function is not None} == {"random", "equispaced"}
-    assert {name for name, kind in MASK_KINDS.items() if kind.integer_acceleration} == {"equispaced", "magic"}
-    assert {name for name, kind in MASK_KINDS.items() if kind.center_in_budget} == {"random", "equispaced_fraction"}
-    assert all(kind.name == name and kind.description for name, kind in MASK_KINDS.items())
+    assert mask_type_names() == ("random", "equispaced", "equispaced_fraction", "magic", "magic_fraction")
+    assert {name for name, kind in MASK_TYPES.items() if kind.tf_function is not None} == {"random", "equispaced"}
+    assert {name for name, kind in MASK_TYPES.items() if kind.integer_acceleration} == {"equispaced", "magic"}
+    assert {name for name, kind in MASK_TYPES.items() if kind.center_in_budget} == {"random", "equispaced_fraction"}
+    assert all(kind.name == name and kind.description for name, kind in MASK_TYPES.items())
 
 
 def test_a_kind_registered_by_one_line_is_sampled_in_numpy_and_tensorflow(every_other):
-    assert mask_kind_names()[-1] == "every_other"
+    assert mask_type_names()[-1] == "every_other"
     sampler = MaskSampler("every_other", [0.08, 0.04], [4, 8])
     mask, acceleration = sampler(320, seed="file1000001.h5")
     rng = np.random.default_rng(stable_seed("file1000001.h5"))
@@ -393,7 +393,7 @@ def test_a_kind_registered_by_one_line_is_sampled_in_numpy_and_tensorflow(every_
 
 
 def test_a_registered_tf_function_drives_tf_sample(first_half):
-    assert mask_kind_names()[-1] == "first_half"
+    assert mask_type_names()[-1] == "first_half"
     masks_tf, _ = tf_masks(MaskSampler("first_half", [0.08], [4]), 16, 2)
     np.testing.assert_array_equal(masks_tf, np.repeat([[1.0] * 8 + [0.0] * 8], 2, axis=0))
     with pytest.raises(ValueError, match="'first_half' masks"):  # its center_in_budget flag
@@ -402,14 +402,14 @@ def test_a_registered_tf_function_drives_tf_sample(first_half):
 
 def test_registered_kinds_reach_the_manifest_schema(every_other):
     properties = manifest_schema()["$defs"]["entry"]["properties"]
-    assert properties["acquisition"]["properties"]["mask_type"]["enum"] == list(mask_kind_names())
-    assert properties["metrics"]["items"]["properties"]["mask_type"]["enum"] == list(mask_kind_names())
+    assert properties["acquisition"]["properties"]["mask_type"]["enum"] == list(mask_type_names())
+    assert properties["metrics"]["items"]["properties"]["mask_type"]["enum"] == list(mask_type_names())
     assert "every_other" in properties["acquisition"]["properties"]["mask_type"]["enum"]
 
 
 def test_registration_refuses_a_taken_name_or_a_bad_function():
-    with pytest.raises(ValueError, match="name must be a new mask kind name, got 'random'"):
-        register_mask_kind("random", random_mask, "again")
+    with pytest.raises(ValueError, match="name must be a new mask type name, got 'random'"):
+        register_mask_type("random", random_mask, "again")
     with pytest.raises(ValueError, match="callable"):
-        register_mask_kind("broken", None, "no function")
-    assert "broken" not in MASK_KINDS
+        register_mask_type("broken", None, "no function")
+    assert "broken" not in MASK_TYPES

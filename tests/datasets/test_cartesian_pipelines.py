@@ -77,7 +77,7 @@ def test_training_masks_acceleration(singlecoil_dir, accelerations, fraction):
 
 
 def test_equispaced_training_masks(singlecoil_dir):
-    config = SinglecoilConfig(mask_kind="equispaced", accelerations=(4,), batch_size=9)
+    config = SinglecoilConfig(mask_type="equispaced", accelerations=(4,), batch_size=9)
     ((_, masks), _), = batches(singlecoil_dataset(singlecoil_dir, config))
     centre = np.arange(15, 18)  # round(32 * 0.08) = 3 lines from (32 - 3 + 1) // 2
     for mask in masks:

@@ -12,7 +12,7 @@ def test_defaults_and_normalisation():
     assert config.contrasts == ("AXT2",) and config.grid_shape == (320, 368)
     assert config.scale_factor == 1e6
     sampler = config.mask_sampler()
-    assert sampler.kind == "random" and sampler.accelerations == [4, 8]
+    assert sampler.mask_type == "random" and sampler.accelerations == [4, 8]
     assert SinglecoilConfig(accelerations=8, center_fractions=0.05).center_fractions == (0.05,)
     assert MulticoilConfig().sensitivity_maps is None and InferenceConfig().batch_size == 8
 
@@ -20,7 +20,7 @@ def test_defaults_and_normalisation():
 @pytest.mark.parametrize(
     "cls, field, value",
     [
-        (SinglecoilConfig, "mask_kind", "poisson"),
+        (SinglecoilConfig, "mask_type", "poisson"),
         (SinglecoilConfig, "accelerations", ()),
         (SinglecoilConfig, "accelerations", (6,)),  # no default center fraction
         (SinglecoilConfig, "accelerations", (4, 0.5)),

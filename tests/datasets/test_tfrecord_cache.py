@@ -73,7 +73,7 @@ def test_cached_singlecoil_batches_are_the_files_batches(singlecoil_dir, caches,
 
 @pytest.mark.parametrize("training", [True, False])
 def test_cached_multicoil_batches_with_sensitivity_maps_are_the_files_batches(multicoil_dir, caches, training):
-    config = MulticoilConfig(batch_size=2, sensitivity_maps="acs", mask_kind="equispaced_fraction", accelerations=(4, 8))
+    config = MulticoilConfig(batch_size=2, sensitivity_maps="acs", mask_type="equispaced_fraction", accelerations=(4, 8))
     cached = dataclasses.replace(config, cache_dir=str(caches["multicoil"]))
     result = batches(multicoil_dataset(multicoil_dir, cached, training))
     assert_same_batches(result, batches(multicoil_dataset(multicoil_dir, config, training)))

@@ -14,7 +14,7 @@ import numbers
 import os
 
 from fastmri_recon.data.coil_compression import slice_compression
-from fastmri_recon.data.masks import MASK_KINDS, MaskSampler, default_center_fraction
+from fastmri_recon.data.masks import MASK_TYPES, MaskSampler, default_center_fraction
 from fastmri_recon.errors import ConfigError
 
 DEFAULT_SCALE_FACTOR = 1e6
@@ -158,7 +158,7 @@ class SinglecoilConfig(SliceOptions):
     """Configuration of the single-coil train / validation pipeline (`singlecoil_dataset`).
 
     Attributes:
-        mask_kind: kind of undersampling mask, one of ``masks.MASK_KINDS`` (``"random"``,
+        mask_type: kind of undersampling mask, one of ``masks.MASK_TYPES`` (``"random"``,
             ``"equispaced"``, ``"equispaced_fraction"``, ``"magic"``, ``"magic_fraction"``).
         accelerations: accelerations; one ``(center_fraction, acceleration)`` pair is drawn per
             example in training, per volume (seeded by the file name) in validation.
@@ -181,7 +181,7 @@ class SinglecoilConfig(SliceOptions):
         ConfigError: naming the first invalid field.
     """
 
-    mask_kind: str = "random"
+    mask_type: str = "random"
     accelerations: tuple = (4,)
     center_fractions: tuple = None
     grid_shape: tuple = None
@@ -194,8 +194,8 @@ class SinglecoilConfig(SliceOptions):
         _check_cache_dir(self)
 
     def _check_masks(self):
-        if self.mask_kind not in MASK_KINDS:
-            fail_field("mask_kind", self.mask_kind, f"one of {sorted(MASK_KINDS)}")
+        if self.mask_type not in MASK_TYPES:
+            fail_field("mask_type", self.mask_type, f"one of {sorted(MASK_TYPES)}")
         accelerations = (self.accelerations,) if isinstance(self.accelerations, numbers.Real) else self.accelerations
         if isinstance(accelerations, str) or not accelerations:
             fail_field("accelerations", self.accelerations, "a non-empty list of numbers >= 1")
@@ -218,7 +218,7 @@ class SinglecoilConfig(SliceOptions):
 
     def mask_sampler(self):
         """The `MaskSampler` of this configuration's masks."""
-        return MaskSampler(self.mask_kind, list(self.center_fractions), list(self.accelerations))
+        return MaskSampler(self.mask_type, list(self.center_fractions), list(self.accelerations))
 
 
 @dataclasses.dataclass(frozen=True)
