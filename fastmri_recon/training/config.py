@@ -32,7 +32,7 @@ from pathlib import Path
 
 import yaml
 
-from fastmri_recon.data.datasets.config import MulticoilConfig, SinglecoilConfig
+from fastmri_recon.data.datasets.config import MulticoilConfig, SinglecoilConfig, SliceOptions
 from fastmri_recon.data.datasets.nc_config import (
     TRAJECTORIES_2D,
     TRAJECTORIES_3D,
@@ -103,20 +103,20 @@ class TrainConfig:
             (`coil_compression.SliceCompression`), recorded and applied by every command that uses
             the run (None: the files' coils).
         coil_compression: with ``virtual_coils``: ``svd`` (the default) or ``geometric``.
-        contrasts: ``acquisition`` attributes to keep (None: all).
-        slice_selection: ``all`` slices or one ``random`` slice per volume per epoch.
-        edge_slices: 2D models: slices dropped at each end of every volume, a number of slices
-            (int) or a fraction of them in [0, 0.5) (float); 0 keeps them all.
+        contrasts, slice_selection, edge_slices, phase_augmentation: 2D models: the pipelines'
+            options of these names, with their defaults (`data.datasets.SliceOptions` documents and
+            checks them): ``acquisition`` attributes to keep (None: all); ``all`` slices or one
+            ``random`` slice per volume per epoch; slices dropped at each end of every volume
+            (int, or a fraction in [0, 0.5)); a random global phase on each training example.
         grid_shape: Cartesian models: the image grid ``(H, W)`` every example is cropped /
             zero-padded to before undersampling (files of different sizes in one batch), or None
             (each file's size); see `data.datasets.config.SinglecoilConfig`.
-        phase_augmentation: multiply each training example by a random global phase.
         loss: ``mae``, ``mse``, ``ssim`` or ``msssim_l1``.
         optimizer: ``radam`` (the papers') or ``adam``.
         learning_rate: initial learning rate.
         epochs: number of epochs.
         steps_per_epoch: steps per epoch (None: one pass over the training slices).
-        batch_size: global batch size (over all replicas).
+        batch_size: global batch size (over all replicas; `SliceOptions`' default).
         validation_steps: validation batches per epoch (None: all).
         checkpoint_every: steps between checkpoints.
         mixed_precision: train under the ``mixed_float16`` policy.
@@ -149,17 +149,17 @@ class TrainConfig:
     scale_factor: float = None
     virtual_coils: int = None
     coil_compression: str = None
-    contrasts: tuple = None
-    slice_selection: str = "all"
-    edge_slices: float = 0
+    contrasts: tuple = SliceOptions.contrasts
+    slice_selection: str = SliceOptions.slice_selection
+    edge_slices: float = SliceOptions.edge_slices
     grid_shape: tuple = None
-    phase_augmentation: bool = False
+    phase_augmentation: bool = SliceOptions.phase_augmentation
     loss: str = "mae"
     optimizer: str = "radam"
     learning_rate: float = 1e-3
     epochs: int = 10
     steps_per_epoch: int = None
-    batch_size: int = 1
+    batch_size: int = SliceOptions.batch_size
     validation_steps: int = None
     checkpoint_every: int = 100
     mixed_precision: bool = False
