@@ -34,7 +34,7 @@ def default_manifest_path():
 
 
 CARTESIAN = "cartesian"
-"""The ``acquisition.trajectory`` of Cartesian entries (their ``mask_type`` says the mask type)."""
+"""The ``acquisition.trajectory`` of Cartesian entries (their ``mask_type`` names the mask)."""
 
 
 def manifest_schema():
