@@ -18,7 +18,7 @@ imported.
 Per-call plans: the "setup" column times, interleaved with the rest, the construction of our plan
 inside ``tf.function`` (interpolation matrix: sorting, indices, weights) and finufft's ``setpts``; the
 note of the on-the-fly row gives its ratio to a call with a plan and to finufft's ``setpts`` +
-execute. "plan MB" is the memory of our plan's tensors (grid indices, weights, sample order).
+execute. "plan MB" is the memory of our plan's tensors (grid indices, weights, sample order, block corners and per-axis kernels).
 The runs of all methods of a case are interleaved, so that a change of the machine's load hits them
 alike. The note gives the time of the first forward and adjoint calls (tracing and, for ours, the XLA
 compilation of the interpolation kernels), and of the eager construction of our plan. Accuracy of
@@ -26,7 +26,7 @@ each, as a relative l2 error against the exact NDFT (float64), on 1000 samples d
 trajectory (forward: those outputs of the first coil; adjoint: the adjoint of random values on those
 samples). Prints a Markdown table; the run is recorded in BENCHMARKS.md.
 
-    python experiments/benchmarks/nufft.py [--case 2d-320 --case 2d-256 --case 3d-64] [--eps 1e-4 --eps 1e-5]
+    python experiments/benchmarks/nufft.py [--case 2d-320 --case 2d-256 --case 3d-64] [--eps 1e-4 --eps 1e-5] [--stages]
 """
 
 import datetime
@@ -42,6 +42,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from fastmri_recon.data.trajectories import kooshball_trajectory, radial_trajectory  # noqa: E402
+from fastmri_recon.ops import nufft as nufft_ops  # noqa: E402
 from fastmri_recon.ops import nufft_backends  # noqa: E402
 from fastmri_recon.ops.nufft import NUFFTPlan, kernel_width, np_ndft, np_ndft_adjoint, nufft  # noqa: E402
 
@@ -62,6 +63,7 @@ CASES = {
     "3d-64": dict(shape=(64, 64, 64), coils=1, traj=lambda: kooshball_trajectory(64, acceleration=8)),
 }
 N_CHECK = 1000
+STAGES = ("pad + FFT", "interpolation kernel", "spreading kernel", "iFFT + crop", "plan build")
 
 
 def rel_err(a, b):
@@ -73,9 +75,9 @@ def complex_noise(rng, shape):
 
 
 def plan_tensors(plan):
-    """The tensors a `NUFFTPlan` of the "tensorflow" backend holds (grid indices, weights, sample order)."""
+    """The tensors a `NUFFTPlan` of the "tensorflow" backend holds (grid indices, weights, sample order, blocks)."""
     interp = plan._engine.interp  # noqa: SLF001 - the benchmark reports the plan's memory
-    return interp.columns, interp.weights, interp.order
+    return interp.columns, interp.weights, interp.order, interp.corners, interp.axis_weights
 
 
 def plan_megabytes(plan):
@@ -171,7 +173,7 @@ def interleaved_medians(methods, repeats):
 
     Interleaving makes the comparison fair on a machine whose load changes during the run. Sets
     ``method["first"]``, the time of the first forward and adjoint calls (tracing, compilation).
-    A method's optional ``"setup"`` (plan construction) is timed alike.
+    A method's optional ``"adjoint"`` and ``"setup"`` (plan construction) are timed alike.
 
     Returns:
         dict ``id(method) -> (forward, adjoint, setup)`` median seconds (``setup`` None without one).
@@ -180,7 +182,8 @@ def interleaved_medians(methods, repeats):
     for method in methods:
         start = time.perf_counter()
         method["forward"]()
-        method["adjoint"]()
+        if method.get("adjoint"):
+            method["adjoint"]()
         method["first"] = time.perf_counter() - start
         for key in keys:  # warm-up (plans, caches, the setup's tracing)
             if method.get(key):
@@ -255,6 +258,38 @@ def run_case(name, eps_list, repeats, rng, threads):
     return rows, n_samples
 
 
+def stage_times(name, eps, repeats, rng):
+    """Where our NUFFT's time goes: each stage of a call with a plan, alone, inside ``tf.function``.
+
+    The stages (``ops.nufft``'s own functions, on the case's data): deapodisation, zero-padding and FFT
+    (``pad + FFT``); the interpolation kernel (the forward's block gather); the spreading kernel (the
+    adjoint's scatter); inverse FFT, crop and deapodisation (``iFFT + crop``); the plan's construction.
+    The runs of all stages are interleaved; returns a dict ``stage -> median ms``.
+    """
+    case = CASES[name]
+    shape, coils = case["shape"], case["coils"]
+    traj = tf.constant(case["traj"]()[None])
+    plan = NUFFTPlan(traj, shape, eps=eps)
+    engine = plan._engine  # noqa: SLF001 - the benchmark times the stages of the plan's engine
+    geom, interp = engine.geom, engine.interp
+    image = tf.constant(complex_noise(rng, (1, coils, *shape)))
+    n_grid_cols = 2 * coils
+    grid = tf.constant(rng.standard_normal((geom.grid_size, n_grid_cols)).astype(np.float32))
+    samples = tf.constant(rng.standard_normal((int(traj.shape[-1]), n_grid_cols)).astype(np.float32))
+    spectrum = tf.constant(complex_noise(rng, (1, coils, *geom.layout_shape)))
+    stages = {
+        "pad + FFT": tf.function(lambda: nufft_ops._padded_fft(image * geom.forward_scale, geom)),  # noqa: SLF001
+        "interpolation kernel": tf.function(lambda: interp.apply(grid)),
+        "spreading kernel": tf.function(lambda: interp.apply_adjoint(samples)),
+        "iFFT + crop": tf.function(lambda: nufft_ops._cropped_ifft(spectrum, geom) * geom.adjoint_scale),  # noqa: SLF001
+        "plan build": tf.function(lambda: plan_tensors(NUFFTPlan(traj, shape, eps=eps))),
+    }
+    methods = [dict(forward=lambda f=f: tf.nest.map_structure(lambda t: t.numpy(), f()), label=label)
+               for label, f in stages.items()]
+    medians = interleaved_medians(methods, repeats)
+    return {m["label"]: medians[id(m)][0] * 1e3 for m in methods}
+
+
 def on_the_fly_note(method, methods, medians):
     """For the on-the-fly row: its ratios to a call with our plan and to the fastest finufft's setpts + execute."""
     if method.get("mode") != "on_the_fly":
@@ -300,9 +335,10 @@ def table(rows):
 @click.option("--eps", "eps_list", multiple=True, type=float, help="Requested accuracies (default 1e-4, 1e-5).")
 @click.option("--repeats", default=10, show_default=True, help="Timed runs per measure (median reported).")
 @click.option("--seed", default=0, show_default=True)
+@click.option("--stages", is_flag=True, help="Also time each stage of our NUFFT alone (where the time goes).")
 @click.option("--finufft-threads", "threads", multiple=True, type=int,
               help="finufft thread counts to time (default: 1 and all cores; ratios use the fastest).")
-def main(cases, eps_list, repeats, seed, threads):
+def main(cases, eps_list, repeats, seed, stages, threads):
     """Time our TensorFlow NUFFT against finufft (and tfkbnufft) and print a Markdown table."""
     cases = cases or tuple(CASES)
     eps_list = eps_list or (1e-4, 1e-5)
@@ -319,6 +355,15 @@ def main(cases, eps_list, repeats, seed, threads):
         rows += case_rows
     print()
     print(table(rows))
+    if stages:
+        print()
+        print("| case | eps | W | " + " | ".join(f"{label} ms" for label in STAGES) + " |")
+        print("|---|---|---|" + "---|" * len(STAGES))
+        for name in cases:
+            for eps in eps_list:
+                times = stage_times(name, eps, repeats, rng)
+                print(f"| {name} | {eps:g} | {kernel_width(eps)} | " + " | ".join(f"{times[s]:.1f}" for s in STAGES) + " |",
+                      flush=True)
 
 
 if __name__ == "__main__":

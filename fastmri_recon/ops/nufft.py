@@ -30,19 +30,23 @@ deapodisation), so it is the exact adjoint by construction: the dot-product test
 round-off.
 
 Interpolation kernels. The plan stores the flat grid index and the weight of every non-zero (``W^d``
-per sample), with the samples of each example sorted by the grid index of their first neighbour, so
-that consecutive samples read (forward) and write (adjoint) nearby grid points. The forward is a
-``tf.gather`` and a weighted sum, the adjoint a weighted ``tf.tensor_scatter_nd_add``, on float32
-views of the complex data (coils and real / imaginary parts side by side, one pass over the non-zeros
-for all of them), both compiled with XLA (``jit_compile``; inlined when the caller is XLA-compiled
-itself), which fuses the forward's gather, weights and sum into one loop. XLA compiles each kernel
-once per shape of its inputs (a fraction of a second on CPU, at the first call). On a 64^3 volume
-(BENCHMARKS.md), the XLA kernels interpolate and spread 1.3x to 2.3x faster than TensorFlow's COO
-product (``SparseTensorDenseMatMul``, which the first version used), and sorting saves another 10% to
-35% (the more, the busier the machine's memory). TensorFlow's CSR product (``SparseMatrixMatMul``)
-was not kept: it is fast only through oneDNN, which graphs use only with ``TF_ENABLE_ONEDNN_SPMM=1``
-(its Eigen fallback is 10x slower inside ``tf.function``), and its transposed product (the adjoint) is
-9x slower than the direct one.
+per sample), and for every sample the corner of its ``W^d`` block of neighbours and its ``d`` per-axis
+kernels, with the samples of each example sorted by the grid index of their first neighbour, so that
+consecutive samples read (forward) and write (adjoint) nearby grid points. The forward reads every
+sample's block with XLA's gather of ``(W, ..., W, K)`` slices from the grid extended periodically by
+``W - 1`` points per axis and weights it with the outer product of the per-axis kernels
+(`_interpolate_blocks`: 1.3x to 1.8x faster than gathering the ``W^d`` rows one by one at ``W = 6``);
+the adjoint is a weighted ``tf.tensor_scatter_nd_add`` of the non-zeros. Both work on float32 views of
+the complex data (coils and real / imaginary parts side by side, one pass for all of them) and are
+compiled with XLA (``jit_compile``; inlined when the caller is XLA-compiled itself), which fuses the
+forward's gather, weights and sum into one loop. XLA compiles each kernel once per shape of its inputs
+(a fraction of a second on CPU, at the first call). On a 64^3 volume (BENCHMARKS.md), XLA's row gather
+and scatter interpolate and spread 1.3x to 2.3x faster than TensorFlow's COO product
+(``SparseTensorDenseMatMul``, which the first version used), and sorting saves another 10% to 35% (the
+more, the busier the machine's memory). TensorFlow's CSR product (``SparseMatrixMatMul``) was not
+kept: it is fast only through oneDNN, which graphs use only with ``TF_ENABLE_ONEDNN_SPMM=1`` (its Eigen
+fallback is 10x slower inside ``tf.function``), and its transposed product (the adjoint) is 9x slower
+than the direct one.
 
 Accuracy. The kernel width follows from the requested relative accuracy ``eps`` and the oversampling
 ``sigma``: ``W = ceil(-ln(eps) / (pi * sqrt(1 - 1 / sigma)))``, with ``beta = 0.97 * pi * (1 - 1 /
@@ -50,8 +54,8 @@ Accuracy. The kernel width follows from the requested relative accuracy ``eps`` 
 ``1e-4`` and ``W = 3`` for ``1e-2``; the measured relative l2 error against an exact NDFT is close to
 ``eps`` (1.1e-5, 1.2e-4 and 1.0e-2 on random 2D data; see the tests and BENCHMARKS.md). The cost of
 the interpolation grows as ``W^d``, and a plan holds 8 bytes per non-zero (an int32 grid index and a
-float32 weight) and 4 per sample (its position in the sorted order): 292 bytes per sample in 2D and
-1.7 kB in 3D at ``W = 6``.
+float32 weight) and ``4 (2 + d + d W)`` per sample (its position in the sorted order, its block's corner
+and its per-axis kernels): 352 bytes per sample in 2D and 1.8 kB in 3D at ``W = 6``.
 
 Precomputation. :class:`NUFFTPlan` computes the interpolation matrix of a trajectory once (a few
 TensorFlow ops, so it can be built eagerly or inside ``tf.function`` from a trajectory tensor) and
@@ -85,6 +89,8 @@ import math
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.compiler.tf2xla.python import xla  # XLA's gather with block slices (`_interpolate_blocks`)
+from tensorflow.compiler.xla import xla_data_pb2
 
 from fastmri_recon.errors import ConfigError, DataError
 from fastmri_recon.ops import nufft_backends
@@ -271,9 +277,10 @@ def _sort_keys(traj, geom, index_dtype):
 def _axis_kernels(traj, geom, index_dtype):
     """XLA-compiled (one fused loop instead of a dozen passes): the kernel along each axis.
 
-    float32 ``(B, d, M)`` -> ``(k, phi)``, both ``(B, M, d, W)``: ``k`` (``index_dtype``) the grid index
-    of each neighbour along each axis times that axis's stride, ``phi`` (float32) its kernel weight
-    with the ``(-1)^k`` checkerboard.
+    float32 ``(B, d, M)`` -> ``(start, k, phi)``: ``start`` int32 ``(B, M, d)``, the grid index of each
+    sample's first neighbour along each axis; ``k`` (``index_dtype``) and ``phi`` (float32), both
+    ``(B, M, d, W)``, the grid index of each neighbour along each axis times that axis's stride and its
+    kernel weight with the ``(-1)^k`` checkerboard.
     """
     width = geom.width
     t, k0 = _scaled_positions(traj, geom)
@@ -290,11 +297,12 @@ def _axis_kernels(traj, geom, index_dtype):
     parity = tf.cast(tf.bitwise.bitwise_and(k0, 1), tf.float32)[..., None]
     phi = phi * ((1.0 - 2.0 * parity) * (1.0 - 2.0 * (offsets % 2)).astype(np.float32))
     grid_int = tf.constant(geom.grid_shape, index_dtype)[None, :, None, None]
-    k = tf.math.floormod(k0, grid_int[..., 0])[..., None] + offsets.astype(index_dtype.as_numpy_dtype)
+    start = tf.math.floormod(k0, grid_int[..., 0])  # (B, d, M) in [0, G)
+    k = start[..., None] + offsets.astype(index_dtype.as_numpy_dtype)
     k = tf.where(k >= grid_int, k - grid_int, k)  # (B, d, M, W) in [0, G)
     strides = np.asarray(geom.strides).reshape(1, geom.ndim, 1, 1)
     k = tf.transpose(k * strides.astype(index_dtype.as_numpy_dtype), [0, 2, 1, 3])  # (B, M, d, W)
-    return k, tf.transpose(phi, [0, 2, 1, 3])
+    return tf.transpose(tf.cast(start, tf.int32), [0, 2, 1]), k, tf.transpose(phi, [0, 2, 1, 3])
 
 
 def _interpolation(traj, geom):
@@ -305,31 +313,74 @@ def _interpolation(traj, geom):
         geom: `_Geometry`.
 
     Returns:
-        ``(columns, weights, order)``:
+        ``(columns, weights, order, corners, axis_weights)``:
 
         - ``columns``: int32 (int64 for batches of grids of 2^31 points or more) ``(B, M * W^d)``,
           the flat indices ``b * prod(G) + sum_a k_a * geom.strides[a]`` of the ``W^d`` grid
           neighbours of every sample in the grid's storage order;
         - ``weights``: float32 ``(B, M * W^d)``, their kernel weights, including the ``(-1)^k``
           checkerboard;
-        - ``order``: int32 ``(B * M,)``, the flat index ``b * M + j`` of the sample at each position.
+        - ``order``: int32 ``(B * M,)``, the flat index ``b * M + j`` of the sample at each position;
+        - ``corners``: int32 ``(B * M, 1 + d)``, the example index ``b`` of every sample and the grid
+          index of its first neighbour along each axis of the grid's storage order;
+        - ``axis_weights``: float32 ``(B * M, d, W)``, its kernel weights along each axis of the
+          storage order (``weights`` is their outer product).
 
         The samples of each example are sorted by the grid index of their first neighbour: the
         trajectory is sorted first (a gather of ``d`` values per sample), then the per-axis kernels
         are computed in that order by one XLA-compiled loop (`_axis_kernels`) and their outer products
-        written out (TensorFlow's ops: XLA:CPU wrote them 1.6x slower in 3D).
+        written out (TensorFlow's ops: XLA:CPU wrote them 1.6x slower in 3D). Only the spread and
+        `NUFFTPlan.interpolate` use the outer products; the forward NUFFT uses ``corners`` and
+        ``axis_weights`` (`_interpolate_blocks`), so that a graph computing only forward NUFFTs of a
+        trajectory never writes them (TensorFlow prunes the unused ops).
     """
     batch = tf.shape(traj)[0]
     n_samples = tf.shape(traj)[2]
     static_batch = traj.shape[0] if traj.shape[0] is not None else 64
     index_dtype = tf.int32 if geom.grid_size * static_batch * 4 < 2**31 else tf.int64
     position = tf.argsort(_sort_keys(traj, geom, index_dtype), axis=-1)  # (B, M)
-    k, phi = _axis_kernels(tf.gather(traj, position, axis=2, batch_dims=1), geom, index_dtype)
+    start, k, phi = _axis_kernels(tf.gather(traj, position, axis=2, batch_dims=1), geom, index_dtype)
     order = tf.reshape(tf.cast(position, tf.int32) + tf.range(batch)[:, None] * n_samples, [-1])
     block = tf.range(batch, dtype=index_dtype)[:, None, None] * geom.grid_size
     columns = _outer([k[:, :, 0] + block] + [k[:, :, a] for a in range(1, geom.ndim)], tf.add)
     weights = _outer([phi[:, :, a] for a in range(geom.ndim)], tf.multiply)
-    return tf.reshape(columns, [batch, -1]), tf.reshape(weights, [batch, -1]), order
+    examples = tf.broadcast_to(tf.range(batch)[:, None, None], tf.stack([batch, n_samples, 1]))
+    corners = tf.concat([examples, tf.gather(start, geom.layout, axis=2)], axis=2)
+    axis_weights = tf.gather(phi, geom.layout, axis=2)
+    return (tf.reshape(columns, [batch, -1]), tf.reshape(weights, [batch, -1]), order,
+            tf.reshape(corners, [-1, 1 + geom.ndim]), tf.reshape(axis_weights, [-1, geom.ndim, geom.width]))
+
+
+@tf.function(jit_compile=True, reduce_retracing=True)
+def _interpolate_blocks(grid, corners, axis_weights, order, geom):
+    """Interpolation by blocks, XLA-compiled: float32 ``(B * prod(G), K)`` -> ``(B * M, K)``.
+
+    ``corners``, ``axis_weights`` and ``order`` as returned by `_interpolation`. The grid is extended
+    periodically by ``W - 1`` points along each axis, so that every sample's ``W^d`` neighbours form
+    one block of it, and XLA's gather reads the ``(W, ..., W, K)`` block of every sample at its corner
+    (contiguous runs of ``W K`` values) and weights it with the outer product of the per-axis kernels,
+    in one loop. Against `_interpolate_kernel` (one gathered row of ``K`` values per neighbour, its
+    index read from the plan): 1.3x to 1.8x faster at ``W = 6`` in 2D and 3D and at ``W = 5`` in 3D
+    with one coil, the same (within 15%) at ``W = 5`` otherwise (BENCHMARKS.md, 2026-12-03).
+    ``tf2xla``'s gather has no gradient: the forward NUFFT's gradients are registered by hand, and the
+    differentiable `NUFFTPlan.interpolate` uses `_interpolate_kernel`.
+    """
+    width, ndim = geom.width, geom.ndim
+    n_cols = tf.shape(grid)[1]
+    blocks = tf.reshape(grid, tf.concat([[-1], geom.layout_shape, [n_cols]], 0))
+    for axis in range(1, ndim + 1):
+        head = blocks[(slice(None),) * axis + (slice(0, width - 1),)]
+        blocks = tf.concat([blocks, head], axis)
+    dims = xla_data_pb2.GatherDimensionNumbers(
+        offset_dims=list(range(1, ndim + 2)), collapsed_slice_dims=[0], start_index_map=list(range(ndim + 1)),
+        index_vector_dim=1,
+    )
+    values = xla.gather(blocks, corners, dims, tf.concat([[1], [width] * ndim, [n_cols]], 0), indices_are_sorted=True)
+    weights = axis_weights[:, 0]  # (B * M, W), then (B * M, W, W[, W])
+    for axis in range(1, ndim):
+        weights = weights[..., None] * tf.reshape(axis_weights[:, axis], [-1] + [1] * axis + [width])
+    samples = tf.reduce_sum(values * weights[..., None], axis=list(range(1, ndim + 1)))
+    return tf.scatter_nd(order[:, None], samples, tf.shape(samples))
 
 
 @tf.function(jit_compile=True, reduce_retracing=True)
@@ -363,13 +414,19 @@ class _Interp:
     """The interpolation matrix of a canonical trajectory (see `_interpolation`) and its sizes."""
 
     def __init__(self, traj, geom):
+        self.geom = geom
         self.batch = tf.shape(traj)[0]
         self.n_samples = tf.shape(traj)[2]
-        self.columns, self.weights, self.order = _interpolation(traj, geom)
+        self.columns, self.weights, self.order, self.corners, self.axis_weights = _interpolation(traj, geom)
         self.grid_rows = tf.cast(self.batch, self.columns.dtype) * geom.grid_size
 
     def apply(self, dense):
-        """Interpolate: float32 ``(B * prod(G), K)`` -> ``(B * M, K)``."""
+        """Interpolate: float32 ``(B * prod(G), K)`` -> ``(B * M, K)``, as a constant of autodiff (the raw maps')."""
+        return _interpolate_blocks(tf.stop_gradient(dense), self.corners, tf.stop_gradient(self.axis_weights),
+                                   self.order, self.geom)
+
+    def apply_differentiable(self, dense):
+        """Interpolate, differentiable with respect to ``dense`` and the weights: as `apply`."""
         return _interpolate_kernel(dense, self.columns, self.weights, self.order)
 
     def apply_adjoint(self, dense):
@@ -583,7 +640,8 @@ class NUFFTPlan:
     """Precomputed NUFFT for a fixed trajectory: forward (type 2) and adjoint (type 1).
 
     The plan holds the sparse interpolation matrix (``W^d`` int32 grid indices and float32 weights
-    per sample, the samples sorted by grid cell), built by TensorFlow ops: build it eagerly and reuse
+    per sample, and its block's corner and per-axis kernels, the samples sorted by grid cell), built by
+    TensorFlow ops: build it eagerly and reuse
     it, or inside a ``tf.function`` (XLA-compiled or not) from a trajectory tensor (for example once
     per batch, before an unrolled network's iterations).
 
@@ -751,7 +809,7 @@ class NUFFTPlan:
         """
         engine = self._tensorflow_engine("interpolate")
         grid = tf.transpose(tf.convert_to_tensor(grid, tf.float32), [0, *(a + 1 for a in engine.geom.layout)])
-        out = engine.interp.apply(tf.reshape(grid, [-1, 1]))  # in the grid's storage order
+        out = engine.interp.apply_differentiable(tf.reshape(grid, [-1, 1]))  # in the grid's storage order
         return tf.reshape(out, [engine.interp.batch, engine.interp.n_samples])
 
     def spread(self, samples):
