@@ -35,7 +35,7 @@ kernels, with the samples of each example sorted by the grid index of their firs
 consecutive samples read (forward) and write (adjoint) nearby grid points. The forward reads every
 sample's block with XLA's gather of ``(W, ..., W, K)`` slices from the grid extended periodically by
 ``W - 1`` points per axis and weights it with the outer product of the per-axis kernels
-(`_interpolate_blocks`: 1.3x to 1.8x faster than gathering the ``W^d`` rows one by one at ``W = 6``);
+(`_interpolate_blocks`: up to 2x faster than gathering the ``W^d`` rows one by one, see there);
 the adjoint is a weighted ``tf.tensor_scatter_nd_add`` of the non-zeros. Both work on float32 views of
 the complex data (coils and real / imaginary parts side by side, one pass for all of them) and are
 compiled with XLA (``jit_compile``; inlined when the caller is XLA-compiled itself), which fuses the
@@ -360,8 +360,10 @@ def _interpolate_blocks(grid, corners, axis_weights, order, geom):
     one block of it, and XLA's gather reads the ``(W, ..., W, K)`` block of every sample at its corner
     (contiguous runs of ``W K`` values) and weights it with the outer product of the per-axis kernels,
     in one loop. Against `_interpolate_kernel` (one gathered row of ``K`` values per neighbour, its
-    index read from the plan): 1.3x to 1.8x faster at ``W = 6`` in 2D and 3D and at ``W = 5`` in 3D
-    with one coil, the same (within 15%) at ``W = 5`` otherwise (BENCHMARKS.md, 2026-12-03).
+    index read from the plan), the kernel alone: 1.2x to 2x faster at ``W >= 6`` in 2D and ``W >= 4`` in
+    3D, 20% to 40% slower at ``W <= 5`` in 2D with 4 coils and 2x slower at ``W = 3`` in 3D; the whole
+    forward NUFFT of the benchmark's 2D (``W = 5`` and 6, 4 coils) and 3D cases was faster in all four
+    (BENCHMARKS.md, 2026-12-03).
     ``tf2xla``'s gather has no gradient: the forward NUFFT's gradients are registered by hand, and the
     differentiable `NUFFTPlan.interpolate` uses `_interpolate_kernel`.
     """
