@@ -37,7 +37,7 @@ import tensorflow as tf
 from fastmri_recon.data.datasets.cartesian import replica_batch_size, batched_dataset, check_config_type, example_indices
 from fastmri_recon.data.datasets.nc_config import NonCartesianConfig
 from fastmri_recon.data.datasets.transforms import random_global_phase, volume_geometry, window_image
-from fastmri_recon.data.datasets.volumes import common_shape, field_map_reader, scan_volumes, slice_reader, shard_volumes
+from fastmri_recon.data.datasets.volumes import common_shape, scan_volumes, slice_reader, shard_volumes
 from fastmri_recon.data.density import pipe_menon_density
 from fastmri_recon.data.field_maps import spiral_readout_times
 from fastmri_recon.data.masks import tf_center_lines, tf_num_low
@@ -157,19 +157,18 @@ def noncartesian_dataset(directory, config=NonCartesianConfig(), training=True, 
             raise DataError(f"{missing[0]}: no '{FIELD_MAP_KEY}' dataset (B0 field map); off_resonance={off_resonance!r} needs one in every file")
         n_shots = config.trajectory_options.get("n_shots", inspect.signature(spiral_trajectory).parameters["n_shots"].default)
         readout_times = tf.constant(spiral_readout_times(acquisition.trajectory.numpy(), n_shots, config.dwell_time, config.echo_time))
-        read_field = field_map_reader(volumes, target_shape)
     scale = tf.constant(config.scale_factor, tf.complex64)
-    read = slice_reader(volumes, common_shape([v.kspace_shape for v in volumes]), target_shape)
+    read = slice_reader(volumes, common_shape([v.kspace_shape for v in volumes]), target_shape, off_resonance is not None)
 
     def example(file_index, slice_index, seed):
-        kspace, target = read(file_index, slice_index)
+        kspace, target, *file_field_map = read(file_index, slice_index)  # the field map with off_resonance
         grid_images = window_image(ifft2c(kspace * scale), offsets[file_index], image_shape)
         if images:
             inputs = (random_global_phase(grid_images, seed) if training and config.phase_augmentation else grid_images,)
         elif off_resonance is None:
             samples = acquisition.sample(grid_images)
         else:  # the file's map on the target's grid, centred on the image grid
-            field_map = tf.image.resize_with_crop_or_pad(read_field(file_index, slice_index)[..., None], *image_shape)[..., 0]
+            field_map = tf.image.resize_with_crop_or_pad(file_field_map[0][..., None], *image_shape)[..., 0]
             samples = acquisition.sample_off_resonance(grid_images, field_map, readout_times)
         if not images:
             if training and config.phase_augmentation:

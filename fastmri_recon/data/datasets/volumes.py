@@ -207,67 +207,51 @@ def _read_datasets(volume, keys, index):
     return arrays
 
 
-def field_map_reader(volumes, target_shape):
-    """A graph function reading one slice's B0 field map (`data.h5.FIELD_MAP_KEY`) from its file.
+def read_slices(volume, index, with_target, with_field_map=False):
+    """Read k-space (and target, and B0 field map) slices of a volume, checking their values.
 
-    Args:
-        volumes: list of `VolumeInfo`, each with ``has_field_map``.
-        target_shape: static ``(h, w)`` of the maps (the targets').
-
-    Returns:
-        ``read(file_index, slice_index) -> field_map``: float32 ``target_shape`` tensor, Hz.
-    """
-    read_numpy = recorded(lambda file, index: _read_datasets(volumes[file], (FIELD_MAP_KEY,), index)[0].astype(np.float32))
-
-    def read(file_index, slice_index):
-        field_map = tf.numpy_function(
-            lambda file, index: read_numpy(int(file), int(index)), [file_index, slice_index], tf.float32, stateful=False
-        )
-        field_map.set_shape(target_shape)
-        return field_map
-
-    return read
-
-
-def read_slices(volume, index, with_target):
-    """Read k-space (and target) slices of a volume, checking their values.
+    One opening of the file for all of them.
 
     Args:
         volume: `VolumeInfo`.
         index: an int (one slice) or a ``slice``.
         with_target: also read the target.
+        with_field_map: also read the field map (`data.h5.FIELD_MAP_KEY`; only with ``with_target``).
 
     Returns:
         complex64 k-space ``([slices,] [coils,] H, W)``, and with ``with_target`` float32 target
-        ``([slices,] h, w)``.
+        ``([slices,] h, w)``, and with ``with_field_map`` the float32 field map in Hz ``([slices,] h, w)``.
 
     Raises:
         DataError: naming the file, when it cannot be read or holds NaN / Inf values.
     """
-    arrays = _read_datasets(volume, ("kspace", volume.target_key) if with_target else ("kspace",), index)
+    keys = ("kspace", volume.target_key, FIELD_MAP_KEY)[: 1 + with_target + (with_target and with_field_map)]
+    arrays = _read_datasets(volume, keys, index)
     arrays[0] = arrays[0].astype(np.complex64, copy=False)
     if with_target:
-        arrays[1] = arrays[1].astype(np.float32, copy=False)
-        return tuple(arrays)
+        return (arrays[0], *(array.astype(np.float32, copy=False) for array in arrays[1:]))
     return arrays[0]
 
 
-def slice_reader(volumes, kspace_shape, target_shape):
+def slice_reader(volumes, kspace_shape, target_shape, with_field_map=False):
     """A graph function reading one slice of one of ``volumes`` from its HDF5 file.
 
     Args:
         volumes: list of `VolumeInfo`.
         kspace_shape: static k-space shape of one slice (``common_shape`` of the volumes').
         target_shape: static target shape ``(h, w)``.
+        with_field_map: also read the slice's B0 field map (every volume ``has_field_map``).
 
     Returns:
-        ``read(file_index, slice_index) -> (kspace, target)``: complex64 ``kspace_shape`` and
-        float32 ``target_shape`` tensors (values checked as `read_slices` does).
+        ``read(file_index, slice_index) -> (kspace, target[, field_map])``: complex64 ``kspace_shape``
+        and float32 ``target_shape`` tensors (the field map in Hz, on the target's grid; values checked
+        as `read_slices` does).
     """
     return numpy_slice_reader(
-        lambda file_index, slice_index: read_slices(volumes[file_index], slice_index, with_target=True),
+        lambda file_index, slice_index: read_slices(volumes[file_index], slice_index, True, with_field_map),
         kspace_shape,
         target_shape,
+        with_field_map,
     )
 
 
@@ -300,31 +284,32 @@ def reading_errors():
         raise _READ_ERRORS[0] from None
 
 
-def numpy_slice_reader(read_numpy, kspace_shape, target_shape):
+def numpy_slice_reader(read_numpy, kspace_shape, target_shape, with_field_map=False):
     """A graph function reading slices with a NumPy function (through ``tf.numpy_function``).
 
     Args:
-        read_numpy: ``read_numpy(file_index, slice_index) -> (kspace, target)`` with Python int
-            indices, returning complex64 and float32 arrays (its `DataError` is `recorded`).
+        read_numpy: ``read_numpy(file_index, slice_index) -> (kspace, target[, field_map])`` with
+            Python int indices, returning complex64 and float32 arrays (its `DataError` is `recorded`).
         kspace_shape: static k-space shape of one slice.
-        target_shape: static target shape ``(h, w)``.
+        target_shape: static target shape ``(h, w)`` (the field map's too).
+        with_field_map: whether ``read_numpy`` returns a field map.
 
     Returns:
-        ``read(file_index, slice_index) -> (kspace, target)`` on int tensors: complex64
+        ``read(file_index, slice_index) -> (kspace, target[, field_map])`` on int tensors: complex64
         ``kspace_shape`` and float32 ``target_shape`` tensors.
     """
 
     read_numpy = recorded(read_numpy)
 
     def read(file_index, slice_index):
-        kspace, target = tf.numpy_function(
+        arrays = tf.numpy_function(
             lambda file, index: read_numpy(int(file), int(index)),
             [file_index, slice_index],
-            (tf.complex64, tf.float32),
+            (tf.complex64, tf.float32, tf.float32)[: 2 + with_field_map],
             stateful=False,
         )
-        kspace.set_shape(kspace_shape)
-        target.set_shape(target_shape)
-        return kspace, target
+        for array, shape in zip(arrays, (kspace_shape, target_shape, target_shape)):
+            array.set_shape(shape)
+        return tuple(arrays)
 
     return read
