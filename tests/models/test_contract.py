@@ -171,6 +171,7 @@ def test_mixed_precision(case):
 @pytest.mark.slow
 @pytest.mark.parametrize("case", CASES)
 def test_unknown_shapes_in_tf_function(case):
+    keras.utils.set_random_seed(0)  # fixed weights: the DEQ's graph and eager solves agree to its solver's tolerance
     multicoil = richest(case)
     inputs, _ = example(case, multicoil)
     model = tiny_model(case)
