@@ -363,7 +363,9 @@ def _interpolate_blocks(grid, corners, axis_weights, order, geom):
     index read from the plan), the kernel alone: 1.2x to 2x faster at ``W >= 6`` in 2D and ``W >= 4`` in
     3D, 20% to 40% slower at ``W <= 5`` in 2D with 4 coils and 2x slower at ``W = 3`` in 3D; the whole
     forward NUFFT of the benchmark's 2D (``W = 5`` and 6, 4 coils) and 3D cases was faster in all four
-    (BENCHMARKS.md, 2026-12-03).
+    (BENCHMARKS.md, 2026-12-03); likely because the block kernel reads ``4 (1 + d + d W)`` bytes of the plan
+    per sample instead of ``8 W^d``, which a kernel timed alone in a loop keeps in the cache and a NUFFT,
+    its FFT in between, does not.
     ``tf2xla``'s gather has no gradient: the forward NUFFT's gradients are registered by hand, and the
     differentiable `NUFFTPlan.interpolate` uses `_interpolate_kernel`.
     """
