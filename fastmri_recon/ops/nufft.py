@@ -89,7 +89,9 @@ import math
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.compiler.tf2xla.python import xla  # XLA's gather with block slices (`_interpolate_blocks`)
+# XLA's gather of block slices (`_interpolate_blocks`): TensorFlow's own wrappers of XLA operations, not its public
+# API (setup.cfg pins TensorFlow 2.21)
+from tensorflow.compiler.tf2xla.python import xla
 from tensorflow.compiler.xla import xla_data_pb2
 
 from fastmri_recon.errors import ConfigError, DataError
