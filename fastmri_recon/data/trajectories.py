@@ -50,6 +50,9 @@ GOLDEN_ANGLE = math.pi * (3.0 - math.sqrt(5.0))
 GOLDEN_MEANS_3D = (0.465571231876768, 0.682327803828019)
 """The 2D golden means of Chan et al. 2009 (3D golden-means radial ordering)."""
 
+SPIRAL_SHOTS = 16
+"""Default number of interleaves of the spiral trajectories (`spiral_trajectory`, `stack_of_spirals_trajectory`)."""
+
 _HIGH = np.nextafter(np.float32(np.pi), np.float32(0.0))  # largest float32 below pi
 _LOW = np.float32(-_HIGH)  # float32(-pi) is below -pi: use the smallest float32 above it
 
@@ -222,7 +225,7 @@ def _arc_length_samples(tau_fn, n_samples=None, spacing=None, n_fine=20000):
     return tau_fn(np.interp(targets, arc, tau)), n_samples
 
 
-def spiral_trajectory(image_size, n_shots=16, acceleration=None, n_turns=None, n_samples=None, density_power=1.0,
+def spiral_trajectory(image_size, n_shots=SPIRAL_SHOTS, acceleration=None, n_turns=None, n_samples=None, density_power=1.0,
                       readout_oversampling=2, rotation=0.0):
     """2D Archimedean (or variable-density) spiral with interleaves, sampled uniformly in arc length.
 
@@ -315,7 +318,7 @@ def stack_of_radial_trajectory(image_shape, n_spokes=None, n_samples=None, accel
     )
 
 
-def stack_of_spirals_trajectory(image_shape, n_shots=16, acceleration=None, n_turns=None, n_samples=None,
+def stack_of_spirals_trajectory(image_shape, n_shots=SPIRAL_SHOTS, acceleration=None, n_turns=None, n_samples=None,
                                 density_power=1.0, readout_oversampling=2):
     """3D stack of spirals: a 2D spiral on every Cartesian partition, rotated by the golden angle.
 

@@ -31,7 +31,6 @@ loss's gradient reaches the trajectory through the simulation and through every 
 the limits.
 """
 
-import inspect
 import math
 
 import keras
@@ -42,9 +41,9 @@ from fastmri_recon.data.density import DEFAULT_ITERATIONS, pipe_menon_density
 from fastmri_recon.data.gradient_limits import DEFAULT_PROJECTION_ITERATIONS, GradientSystem, ReadoutConstraints
 from fastmri_recon.data.trajectories import (
     LEARNED_TRAJECTORIES,
+    SPIRAL_SHOTS,
     learned_base,
     make_trajectory,
-    spiral_trajectory,
     spokes_for_acceleration,
 )
 from fastmri_recon.errors import ConfigError, DataError
@@ -70,7 +69,7 @@ def default_shots(kind, image_shape, acceleration):
     """
     if kind == "radial":
         return spokes_for_acceleration(max(image_shape), acceleration)
-    return int(inspect.signature(spiral_trajectory).parameters["n_shots"].default)
+    return SPIRAL_SHOTS
 
 
 def initial_trajectory(kind, image_shape, acceleration, n_shots=None, readout_length=None, options=None):

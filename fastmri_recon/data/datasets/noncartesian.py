@@ -30,7 +30,6 @@ File listing, checks, sharding, slice selection and shuffling are the Cartesian 
 (`cartesian`, `volumes`); samples and targets are multiplied by ``config.scale_factor``.
 """
 
-import inspect
 
 import tensorflow as tf
 
@@ -42,7 +41,7 @@ from fastmri_recon.data.density import pipe_menon_density
 from fastmri_recon.data.field_maps import spiral_readout_times
 from fastmri_recon.data.masks import tf_center_lines, tf_num_low
 from fastmri_recon.data.sensitivity import acs_sensitivity_maps, nc_lowres_sensitivity_maps
-from fastmri_recon.data.trajectories import make_trajectory, spiral_trajectory
+from fastmri_recon.data.trajectories import SPIRAL_SHOTS, make_trajectory
 from fastmri_recon.data.h5 import FIELD_MAP_KEY
 from fastmri_recon.errors import ConfigError, DataError
 from fastmri_recon.ops.fourier import ifft2c
@@ -155,7 +154,7 @@ def noncartesian_dataset(directory, config=NonCartesianConfig(), training=True, 
         missing = [v.path for v in volumes if not v.has_field_map]
         if missing:
             raise DataError(f"{missing[0]}: no '{FIELD_MAP_KEY}' dataset (B0 field map); off_resonance={off_resonance!r} needs one in every file")
-        n_shots = config.trajectory_options.get("n_shots", inspect.signature(spiral_trajectory).parameters["n_shots"].default)
+        n_shots = config.trajectory_options.get("n_shots", SPIRAL_SHOTS)
         readout_times = tf.constant(spiral_readout_times(acquisition.trajectory.numpy(), n_shots, config.dwell_time, config.echo_time))
     scale = tf.constant(config.scale_factor, tf.complex64)
     read = slice_reader(volumes, common_shape([v.kspace_shape for v in volumes]), target_shape, off_resonance is not None)
