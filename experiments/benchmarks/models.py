@@ -13,7 +13,8 @@ and the peak memory: the growth of the process's peak resident set size (``resou
 after the forward runs (``fwd MiB``) and then after the training steps (``step MiB``; the peak is
 cumulative, so this is the peak of both). Each framework runs in its own interpreter (``--framework
 tf|torch`` worker mode) with 2 intra-op threads (and 1 inter-op thread: one operation at a time, as
-PyTorch's eager mode). Our worker imports ``fastmri_recon`` before TensorFlow, as the command line does,
+PyTorch's eager mode; ``--tf-inter-op 0`` leaves TensorFlow's default, the number of cores, which is how
+``fastmri-recon train`` runs its step). Our worker imports ``fastmri_recon`` before TensorFlow, as the command line does,
 and reports whether TensorFlow runs oneDNN's CPU kernels (``kernels``; `training.strategy.onednn_enabled`).
 
 Cases (batch of one):
@@ -117,13 +118,14 @@ def make_data(case, coils, height, width, unet_size, seed=0):
     return {"kspace": kspace, "mask": mask[None], "target": target}
 
 
-def run_tf(case, cascades, coils, height, width, unet_size, repeats):
+def run_tf(case, cascades, coils, height, width, unet_size, repeats, inter_op=1):
     import fastmri_recon  # noqa: F401  (before TensorFlow, as the command line imports them)
     import keras
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(THREADS)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    if inter_op > 0:  # 0: TensorFlow's default
+        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
     from fastmri_recon.models.registry import build
     from fastmri_recon.training.loop import make_train_step
     from fastmri_recon.training.strategy import onednn_enabled
@@ -258,7 +260,7 @@ def run_torch(case, cascades, coils, height, width, unet_size, repeats):
     }
 
 
-def run_worker(framework, case, cascades, coils, height, width, unet_size, repeats, python):
+def run_worker(framework, case, cascades, coils, height, width, unet_size, repeats, python, tf_inter_op):
     """Run one worker interpreter; its result dict, with the 1-minute load average before and after."""
     command = [
         python,
@@ -281,6 +283,8 @@ def run_worker(framework, case, cascades, coils, height, width, unet_size, repea
         str(unet_size[1]),
         "--repeats",
         str(repeats),
+        "--tf-inter-op",
+        str(tf_inter_op),
     ]
     env = {
         **os.environ,
@@ -334,6 +338,8 @@ def busy_processes(count):
 @click.option("--repeats", default=5, show_default=True)
 @click.option("--rounds", default=3, show_default=True)
 @click.option("--torch-python", default="/tmp/torchvenv/bin/python", show_default=True)
+@click.option("--tf-inter-op", default=1, show_default=True,
+              help="TensorFlow's inter-op threads in its worker (0: TensorFlow's default, as the train command runs)")
 def main(
     framework,
     cases,
@@ -347,14 +353,14 @@ def main(
     repeats,
     rounds,
     torch_python,
+    tf_inter_op,
 ):
     cases = cases or CASES
     unet_size = (unet_height, unet_width)
     if framework is not None:
-        run = run_tf if framework == "tf" else run_torch
-        print(
-            json.dumps(run(cases[0], cascades, coils, height, width, unet_size, repeats))
-        )
+        arguments = (cases[0], cascades, coils, height, width, unet_size, repeats)
+        result = run_tf(*arguments, inter_op=tf_inter_op) if framework == "tf" else run_torch(*arguments)
+        print(json.dumps(result))
         return
     pythons = {"tf": sys.executable, "torch": torch_python}
     results = {}
@@ -375,6 +381,7 @@ def main(
                         unet_size,
                         repeats,
                         pythons[fw],
+                        tf_inter_op,
                     )
                     results.setdefault((case, fw), []).append(res)
                     print(
@@ -398,6 +405,7 @@ def main(
     setup += [
         f"{rounds} rounds x {repeats} repeats",
         f"--load {load}",
+        f"TensorFlow inter-op threads {tf_inter_op or 'default'}",
         f"1-minute load average {min(loads):.1f} to {max(loads):.1f}",
     ]
     print("; ".join(setup) + "\n")
