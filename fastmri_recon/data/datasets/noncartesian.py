@@ -30,7 +30,6 @@ File listing, checks, sharding, slice selection and shuffling are the Cartesian 
 (`cartesian`, `volumes`); samples and targets are multiplied by ``config.scale_factor``.
 """
 
-
 import tensorflow as tf
 
 from fastmri_recon.data.datasets.cartesian import replica_batch_size, batched_dataset, check_config_type, example_indices
