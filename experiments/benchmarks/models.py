@@ -338,7 +338,7 @@ def busy_processes(count):
 @click.option("--repeats", default=5, show_default=True)
 @click.option("--rounds", default=3, show_default=True)
 @click.option("--torch-python", default="/tmp/torchvenv/bin/python", show_default=True)
-@click.option("--tf-inter-op", default=1, show_default=True,
+@click.option("--tf-inter-op", default=1, show_default=True, type=click.IntRange(min=0),
               help="TensorFlow's inter-op threads in its worker (0: TensorFlow's default, as the train command runs)")
 def main(
     framework,
